@@ -1,0 +1,3 @@
+from streamqc.cli import main
+
+main()
