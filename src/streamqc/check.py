@@ -1,0 +1,81 @@
+"""`streamqc check`: run every detector over one input and collect the events."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from streamqc.events import Event
+from streamqc.media import StreamNote
+from streamqc.pipeline import DetectorChain, DetectorOptions
+from streamqc.sources import SourceOptions, open_media
+
+
+@dataclasses.dataclass(slots=True)
+class CheckResult:
+    input: str
+    duration: float
+    media: dict[str, Any]
+    events: list[Event]
+    notes: list[str] = dataclasses.field(default_factory=list)  # e.g. "read error: ..."
+
+    @property
+    def defects(self) -> list[Event]:
+        return [e for e in self.events if e.is_defect]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "input": self.input,
+            "duration": round(self.duration, 3),
+            "media": self.media,
+            "events": [e.to_dict() for e in self.events],
+        }
+        if self.notes:
+            out["notes"] = self.notes
+        return out
+
+
+def check_input(
+    url: str,
+    options: DetectorOptions | None = None,
+    duration: float | None = None,
+    progress: Callable[[float, float | None], None] | None = None,
+    source: SourceOptions = SourceOptions(),
+) -> CheckResult:
+    """Decode `url` and run the detectors. Raises InputError/ConfigError with a one-line reason.
+
+    `duration` stops after that many seconds of media (for live URLs); `progress` is
+    called with (media seconds done, expected total or None) about twice a second.
+    """
+    chain = DetectorChain.from_options(options)  # before opening: a bad option fails fast
+    events: list[Event] = []
+    notes: list[str] = []
+    end = 0.0
+    next_report = 0.0
+    with open_media(url, source) as reader:
+        total = duration or reader.info.duration
+        for buffer in reader:
+            if isinstance(buffer, StreamNote):
+                if buffer.kind == "end":
+                    end = max(end, buffer.time)
+                    continue
+                if buffer.kind == "read_error":
+                    notes.append(f"read error at {buffer.time:.2f} s: {buffer.details.get('reason')}")
+            else:
+                end = max(end, buffer.time + buffer.duration)
+                if duration is not None and buffer.time >= duration:
+                    break
+            events.extend(chain.feed(buffer))
+            if progress is not None and end >= next_report:
+                progress(end, total)
+                next_report = end + 0.5
+        media = reader.info.to_dict()
+    if duration is not None:
+        end = min(end, duration)
+    events.extend(chain.finish(end))
+    for event in events:
+        event.start = max(0.0, event.start)
+        event.end = max(event.start, event.end)
+    events.sort(key=lambda e: (e.start, e.kind))
+    return CheckResult(input=url, duration=end, media=media, events=events, notes=notes)

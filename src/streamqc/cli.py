@@ -1,0 +1,174 @@
+"""Command line: `streamqc check`, `streamqc demo`, `streamqc synth`, `streamqc eval`."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import sys
+import tempfile
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streamqc.errors import StreamQCError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Stream quality monitor: find freezes, black, silence, dropouts, decode errors and broken streams.",
+)
+err_console = Console(stderr=True)
+
+EXIT_CLEAN, EXIT_DEFECTS, EXIT_UNREADABLE = 0, 1, 2
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"streamqc: {message}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_UNREADABLE)
+
+
+@app.command()
+def check(
+    input: Annotated[str, typer.Argument(help="File path or URL (http(s), HLS, DASH, udp://, rtmp://, rtsp://).")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print the JSON result on stdout.")] = False,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of media (live URLs).")] = None,
+    config: Annotated[Optional[str], typer.Option(help="Detector options file (YAML, TOML or JSON).")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Detector option, e.g. freeze.min_duration_s=1 (repeatable).")] = None,
+    progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).")] = None,
+    threads: Annotated[int, typer.Option(help="Decoder threads (0: FFmpeg chooses).")] = 0,
+) -> None:
+    """Check one input. Exit 0: no defects, 1: defects found, 2: input unreadable or bad options."""
+    from streamqc.check import check_input
+    from streamqc.config import load_options
+    from streamqc.report import print_table
+    from streamqc.sources import SourceOptions
+
+    try:
+        options = load_options(config, set_)
+        show_progress = err_console.is_terminal if progress is None else progress
+        with _progress_bar(show_progress, input) as report:
+            result = check_input(input, options, duration=duration, progress=report, source=SourceOptions(threads=threads))
+    except StreamQCError as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+    if json_output:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        print_table(result, Console())
+    raise typer.Exit(EXIT_DEFECTS if result.defects else EXIT_CLEAN)
+
+
+class _progress_bar:
+    """A rich progress bar fed with (media seconds done, total or None)."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.enabled = enabled
+        self.label = label
+        self._progress = None
+        self._task = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("[bold]checking[/] {task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.1f}/{task.total:.1f} s"),
+            TimeRemainingColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self._progress.__enter__()
+        self._task = self._progress.add_task(pathlib.Path(self.label).name, total=None)
+        return self._update
+
+    def _update(self, done: float, total: float | None) -> None:
+        self._progress.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+
+@app.command()
+def demo(
+    keep: Annotated[Optional[pathlib.Path], typer.Option(help="Write the example clip here instead of a temporary folder.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the JSON result on stdout.")] = False,
+) -> None:
+    """Make a short example stream with injected defects, check it, and compare with what was injected."""
+    from streamqc.check import check_input
+    from streamqc.report import print_demo
+    from streamqc.synth.demo import write_demo_clip
+
+    folder = keep or pathlib.Path(tempfile.mkdtemp(prefix="streamqc-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    err_console.print(f"making an example stream with injected defects in {folder} ...")
+    clip, labels = write_demo_clip(folder)
+    result = check_input(str(clip))
+    if json_output:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        print_demo(result, labels, Console())
+    raise typer.Exit(EXIT_DEFECTS if result.defects else EXIT_CLEAN)
+
+
+@app.command()
+def synth(
+    out: Annotated[pathlib.Path, typer.Option(help="Folder to write the corpus into.")],
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same corpus.")] = 1,
+    cases: Annotated[int, typer.Option(help="Number of cases.")] = 48,
+    media: Annotated[Optional[pathlib.Path], typer.Option(help="Real clips to use as content (default: $STREAMQC_MEDIA when it exists).")] = None,
+) -> None:
+    """Write a labelled corpus (media files + labels) for `streamqc eval`."""
+    from rich.progress import Progress
+
+    from streamqc.synth import build_corpus
+
+    media_dir = media or _default_media()
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("synthesising", total=cases)
+        paths = build_corpus(out, seed=seed, cases=cases, media_dir=media_dir, progress=lambda done, total: bar.update(task, completed=done, total=total))
+    err_console.print(f"wrote {len(paths)} cases to {out}")
+
+
+@app.command(name="eval")
+def evaluate(
+    corpus: Annotated[pathlib.Path, typer.Argument(help="Folder written by `streamqc synth`.")],
+    json_output: Annotated[Optional[pathlib.Path], typer.Option("--json", help="Also write the full report as JSON here.")] = None,
+    reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Also score FFmpeg's own detectors.")] = True,
+    jobs: Annotated[int, typer.Option(help="Parallel processes.")] = 2,
+    config: Annotated[Optional[str], typer.Option(help="Detector options file.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Detector option, e.g. freeze.min_duration_s=1.")] = None,
+) -> None:
+    """Score streamqc (and FFmpeg's detectors) against a labelled corpus: precision, recall, F1, onset error."""
+    from streamqc.config import load_options
+    from streamqc.evaluation import evaluate_corpus, render_table
+
+    try:
+        options = load_options(config, set_)
+        report = evaluate_corpus(corpus, options=options, reference=reference, jobs=jobs)
+    except StreamQCError as err:
+        _fail(str(err))
+    Console().print(render_table(report))
+    if json_output:
+        json_output.write_text(json.dumps(report.to_dict(), indent=2))
+
+
+def _default_media() -> pathlib.Path | None:
+    path = pathlib.Path(os.environ.get("STREAMQC_MEDIA", pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "media"))
+    return path if path.is_dir() else None
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Detectors: one module each, options declared in one dataclass with defaults and units."""
+
+from streamqc.detectors.base import Detector
+from streamqc.detectors.black import BlackDetector
+from streamqc.detectors.decode_error import DecodeErrorDetector
+from streamqc.detectors.discontinuity import DiscontinuityDetector
+from streamqc.detectors.dropout import DropoutDetector
+from streamqc.detectors.format_change import FormatChangeDetector
+from streamqc.detectors.freeze import FreezeDetector
+from streamqc.detectors.missing_track import MissingTrackDetector
+from streamqc.detectors.silence import SilenceDetector
+
+# The order events of one instant are produced in; each name is an options namespace.
+ALL_DETECTORS: tuple[type[Detector], ...] = (
+    FreezeDetector,
+    BlackDetector,
+    DecodeErrorDetector,
+    SilenceDetector,
+    DropoutDetector,
+    DiscontinuityDetector,
+    FormatChangeDetector,
+    MissingTrackDetector,
+)
+
+__all__ = ["ALL_DETECTORS", "Detector"] + [d.__name__ for d in ALL_DETECTORS]

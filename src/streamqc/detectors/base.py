@@ -1,0 +1,157 @@
+"""What every detector shares: the feed/finish contract, options, and run tracking.
+
+A detector is a small state machine over buffers of one kind. It does no I/O and
+keeps no frames: only the few numbers (or one thumbnail) it needs from the past.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import numpy as np
+
+from streamqc.events import Event, Severity
+from streamqc.media import AudioChunk, Buffer, StreamNote, VideoFrame
+
+
+class Detector:
+    """Base class. Subclasses set `name`, `Options` and `accepts`, and implement feed/finish."""
+
+    name: ClassVar[str]  # the options namespace: `--set <name>.<option>=value`
+    Options: ClassVar[type]  # a frozen dataclass; every field has a default and a unit in its name
+    accepts: ClassVar[tuple[type, ...]] = (VideoFrame, AudioChunk, StreamNote)
+
+    def __init__(self, options: Any = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+    def feed(self, buffer: Buffer) -> list[Event]:
+        raise NotImplementedError
+
+    def finish(self, end: float) -> list[Event]:
+        """The input ended at media time `end`: close what is open."""
+        return []
+
+
+def severity_for(duration_s: float, major_after_s: float, critical_after_s: float) -> Severity:
+    if duration_s >= critical_after_s:
+        return Severity.CRITICAL
+    if duration_s >= major_after_s:
+        return Severity.MAJOR
+    return Severity.MINOR
+
+
+class RunTracker:
+    """Turns a per-step yes/no condition into intervals that last at least `min_duration_s`.
+
+    `update(time, active)` is called once per step (frame or audio window) with the
+    step's start time; a run that ends returns its (start, end) if it was long enough.
+    """
+
+    def __init__(self, min_duration_s: float) -> None:
+        self.min_duration_s = min_duration_s
+        self.start: float | None = None
+        self.last_end: float | None = None
+
+    def update(self, time: float, active: bool, step_end: float) -> tuple[float, float] | None:
+        closed = None
+        if active:
+            if self.start is None:
+                self.start = time
+            self.last_end = step_end
+        elif self.start is not None:
+            closed = self._close(time)
+        return closed
+
+    def finish(self, end: float) -> tuple[float, float] | None:
+        if self.start is None:
+            return None
+        return self._close(max(end, self.last_end or end))
+
+    @property
+    def open_for(self) -> float:
+        if self.start is None or self.last_end is None:
+            return 0.0
+        return self.last_end - self.start
+
+    def _close(self, end: float) -> tuple[float, float] | None:
+        start, self.start, self.last_end = self.start, None, None
+        assert start is not None
+        return (start, end) if end - start >= self.min_duration_s else None
+
+
+class AudioWindows:
+    """Cuts a stream of audio chunks into fixed windows, carrying the remainder over.
+
+    Yields (start_time, windows) with windows shaped (n, window_samples, channels), so
+    detectors compute per-window statistics in one vectorised call per chunk.
+    """
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._rest: np.ndarray | None = None
+        self._rest_time = 0.0
+        self._rate = 0
+
+    def push(self, chunk: AudioChunk) -> Iterator[tuple[float, np.ndarray, int]]:
+        samples = chunk.samples
+        if self._rate != chunk.sample_rate or self._rest is None or self._rest.shape[1] != samples.shape[1]:
+            self._rate = chunk.sample_rate
+            self._rest = samples[:0]
+            self._rest_time = chunk.time
+        elif self._rest.shape[0] == 0:
+            self._rest_time = chunk.time
+        size = max(1, int(round(self.window_s * self._rate)))
+        data = np.concatenate([self._rest, samples]) if self._rest.shape[0] else samples
+        n = data.shape[0] // size
+        if n:
+            yield self._rest_time, data[: n * size].reshape(n, size, data.shape[1]), self._rate
+        self._rest = data[n * size :]
+        self._rest_time += n * size / self._rate
+
+
+def dbfs(value: np.ndarray | float) -> np.ndarray:
+    """Amplitude (1.0 = full scale) to dBFS; silence is -inf-safe at -200 dB."""
+    return 20.0 * np.log10(np.maximum(value, 1e-10))
+
+
+def apply_options(options_type: type, values: dict[str, Any], namespace: str) -> Any:
+    """Build an options dataclass from user values, naming the bad key on error."""
+    from streamqc.errors import ConfigError
+
+    fields = {f.name: f for f in dataclasses.fields(options_type)}
+    converted: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown option {namespace}.{key} (known: {known})")
+        default = fields[key].default
+        try:
+            converted[key] = _coerce(raw, type(default))
+        except (TypeError, ValueError):
+            raise ConfigError(f"bad value for {namespace}.{key}: {raw!r} (expected {type(default).__name__})") from None
+    return dataclasses.replace(options_type(), **converted)
+
+
+def _coerce(raw: Any, kind: type) -> Any:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(raw)
+    if kind is float:
+        if isinstance(raw, bool):
+            raise TypeError(raw)
+        return float(raw)
+    if kind is int:
+        if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+            raise TypeError(raw)
+        return int(raw)
+    if kind is str:
+        return str(raw)
+    return raw

@@ -1,0 +1,125 @@
+"""audio.dropout: a short gap of digital silence inside programme audio.
+
+Lost packets and broken splices leave runs of (near-)zero samples in every channel
+at once, 10 ms to a second long, with programme on both sides. Natural pauses are
+never digitally silent (room tone, codec noise), and the start of a recording has no
+programme before it, so both are left alone. The gap is found per sample; whether
+programme surrounds it is judged from the RMS of `context_s` on each side, which
+means a gap is reported `context_s` after it ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from streamqc.detectors.base import Detector, dbfs
+from streamqc.events import Event, Severity
+from streamqc.media import AudioChunk
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DropoutOptions:
+    zero_db: float = -90.0  # samples below this (absolute, dBFS) in every channel are digital silence
+    min_gap_s: float = 0.010
+    max_gap_s: float = 2.0  # longer gaps are audio.silence's
+    context_s: float = 0.1  # programme must be present this long on both sides of a gap
+    programme_db: float = -50.0  # RMS of the context above this is programme
+
+
+@dataclasses.dataclass(slots=True)
+class _Gap:
+    start: float
+    end: float
+    before_db: float
+    after_sq: float = 0.0  # sum of squares of the programme heard after the gap so far
+    after_n: int = 0
+
+
+class DropoutDetector(Detector):
+    name = "dropout"
+    Options = DropoutOptions
+    accepts = (AudioChunk,)
+
+    def __init__(self, options: DropoutOptions | None = None) -> None:
+        super().__init__(options)
+        self._zero = 10 ** (self.options.zero_db / 20)
+        self._history = np.zeros((0,), np.float32)  # loudest-channel samples of the last context_s
+        self._rate = 0
+        self._gap_start: float | None = None  # a zero run still going at the end of the last chunk
+        self._gap_before_db = -200.0
+        self._pending: list[_Gap] = []  # gaps still waiting for the programme after them
+
+    def feed(self, chunk: AudioChunk) -> list[Event]:
+        if chunk.sample_rate != self._rate:
+            self._rate = chunk.sample_rate
+            self._history = self._history[:0]
+        rate = self._rate
+        mono = np.abs(chunk.samples).max(axis=1)
+        quiet = mono <= self._zero
+        continuing = self._gap_start is not None
+        steps = np.diff(np.concatenate(([continuing], quiet, [False])).astype(np.int8))
+        rises = np.flatnonzero(steps == 1)
+        falls = np.flatnonzero(steps == -1)
+        if continuing:
+            rises = np.concatenate(([0], rises))
+        for first, (s, e) in enumerate(zip(rises, falls)):
+            carried = continuing and first == 0
+            start = self._gap_start if carried else chunk.time + s / rate
+            before = self._gap_before_db if carried else self._context_db(mono[:s])
+            if e == len(quiet):  # still quiet when this chunk ends
+                self._gap_start, self._gap_before_db = start, before
+                break
+            self._gap_start = None
+            end = chunk.time + e / rate
+            if self.options.min_gap_s <= end - start <= self.options.max_gap_s and before > self.options.programme_db:
+                self._pending.append(_Gap(start, end, before))
+        events = self._listen_after(chunk.time, mono)
+        self._history = np.concatenate([self._history, mono])[-int(self.options.context_s * rate) :]
+        return events
+
+    def _context_db(self, recent: np.ndarray) -> float:
+        """RMS (dBFS) of up to `context_s` of loudest-channel samples before a gap."""
+        need = int(self.options.context_s * self._rate)
+        tail = recent[-need:]
+        if tail.shape[0] < need and self._history.shape[0]:
+            tail = np.concatenate([self._history[-(need - tail.shape[0]) :], tail])
+        if tail.shape[0] < need // 2:
+            return -200.0  # no programme heard yet: the start of the input, not a gap inside it
+        return float(dbfs(np.sqrt(np.mean(np.square(tail)))))
+
+    def _listen_after(self, time: float, mono: np.ndarray) -> list[Event]:
+        events: list[Event] = []
+        need = int(self.options.context_s * self._rate)
+        waiting: list[_Gap] = []
+        for gap in self._pending:
+            offset = max(0, int(round((gap.end - time) * self._rate)))
+            heard = mono[offset : offset + need - gap.after_n]
+            gap.after_sq += float(np.dot(heard, heard))
+            gap.after_n += heard.shape[0]
+            if gap.after_n < need:
+                waiting.append(gap)
+                continue
+            after_db = float(dbfs(np.sqrt(gap.after_sq / gap.after_n)))
+            if after_db > self.options.programme_db:
+                events.append(self._event(gap, after_db))
+        self._pending = waiting
+        return events
+
+    def finish(self, end: float) -> list[Event]:
+        return []  # a gap that runs into the end of the input is the end, not a dropout
+
+    def _event(self, gap: _Gap, after_db: float) -> Event:
+        return Event(
+            kind="audio.dropout",
+            start=gap.start,
+            end=gap.end,
+            severity=Severity.MAJOR if gap.end - gap.start >= 0.1 else Severity.MINOR,
+            confidence=0.9,
+            details={
+                "gap_ms": round((gap.end - gap.start) * 1000, 1),
+                "level_before_db": round(gap.before_db, 1),
+                "level_after_db": round(after_db, 1),
+            },
+        )

@@ -1,0 +1,105 @@
+"""video.freeze: the picture stops changing.
+
+Each frame is reduced to a thumbnail of block means (16x16 source pixels per block),
+which averages away sensor noise and coding noise but keeps any real movement of
+something the size of a block. A frame is "still" when it matches the thumbnail of
+the frame where the stillness began: comparing with that reference, not with the
+previous frame, stops slow pans and gradients from passing as frozen, and a frozen
+feed whose keyframes re-encode the same picture stays frozen, because the small shift
+a keyframe brings stays under the threshold.
+
+The threshold adapts to the noise: a block has changed when its difference is well
+above both an absolute floor and the typical (median) difference of all blocks.
+A picture with more than a few changed blocks, or whose typical difference is itself
+large, is moving.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from streamqc.detectors.base import Detector, RunTracker, severity_for
+from streamqc.events import Event
+from streamqc.media import ANALYSIS_STEP, VideoFrame
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FreezeOptions:
+    min_duration_s: float = 2.0  # stillness shorter than this is not reported
+    block_px: int = 16  # side of the blocks compared, in source pixels
+    change_floor_levels: float = 3.0  # a block mean moving less than this (8-bit luma) is unchanged
+    noise_factor: float = 6.0  # ... or less than this many robust noise deviations
+    max_typical_change_levels: float = 2.5  # a median block change above this is motion everywhere
+    max_changed_blocks: int = 1  # more changed blocks than this is motion
+    major_after_s: float = 5.0
+    critical_after_s: float = 30.0
+
+
+class FreezeDetector(Detector):
+    name = "freeze"
+    Options = FreezeOptions
+    accepts = (VideoFrame,)
+
+    def __init__(self, options: FreezeOptions | None = None) -> None:
+        super().__init__(options)
+        self._run = RunTracker(self.options.min_duration_s)
+        self._reference: np.ndarray | None = None
+        self._reference_time = 0.0
+        self._last_change = 0.0
+
+    def thumbnail(self, frame: VideoFrame) -> np.ndarray:
+        cell = max(1, self.options.block_px // ANALYSIS_STEP)
+        small = frame.small
+        rows, cols = small.shape[0] // cell, small.shape[1] // cell
+        blocks = small[: rows * cell, : cols * cell].reshape(rows, cell, cols, cell)
+        return blocks.sum(axis=(1, 3), dtype=np.int32).astype(np.float32) / (cell * cell)
+
+    def is_still(self, thumb: np.ndarray, reference: np.ndarray) -> tuple[bool, float]:
+        diff = np.abs(thumb - reference)
+        typical = float(np.median(diff))
+        if typical > self.options.max_typical_change_levels:
+            return False, typical
+        threshold = max(self.options.change_floor_levels, self.options.noise_factor * 1.4826 * typical)
+        changed = int(np.count_nonzero(diff > threshold))
+        return changed <= self.options.max_changed_blocks, typical
+
+    def feed(self, frame: VideoFrame) -> list[Event]:
+        thumb = self.thumbnail(frame)
+        events: list[Event] = []
+        reference = self._reference
+        if reference is None or reference.shape != thumb.shape:
+            self._start_reference(thumb, frame.time)
+            return events
+        still, typical = self.is_still(thumb, reference)
+        if still:
+            if self._run.start is None:
+                self._run.update(self._reference_time, True, frame.time + frame.duration)
+            else:
+                self._run.update(frame.time, True, frame.time + frame.duration)
+        else:
+            closed = self._run.update(frame.time, False, frame.time)
+            if closed:
+                events.append(self._event(*closed))
+            self._start_reference(thumb, frame.time)
+        return events
+
+    def _start_reference(self, thumb: np.ndarray, time: float) -> None:
+        self._reference = thumb
+        self._reference_time = time
+
+    def finish(self, end: float) -> list[Event]:
+        closed = self._run.finish(end)
+        return [self._event(*closed)] if closed else []
+
+    def _event(self, start: float, end: float) -> Event:
+        o = self.options
+        return Event(
+            kind="video.freeze",
+            start=start,
+            end=end,
+            severity=severity_for(end - start, o.major_after_s, o.critical_after_s),
+            confidence=0.95,
+            details={"duration_s": round(end - start, 3)},
+        )

@@ -1,0 +1,32 @@
+"""Scoring streamqc (and FFmpeg's own detectors, the anchor) against a labelled corpus.
+
+- scoring.py: the matching rules of docs/corpus-format.md and per-kind counts;
+- ffmpeg_reference.py: freezedetect / blackdetect / silencedetect / blockdetect through
+  PyAV's filter graph, as streamqc Events on the same clock;
+- runner.py: `evaluate_corpus` over a corpus directory, in worker processes;
+- render.py: rich tables.
+"""
+
+from streamqc.evaluation.ffmpeg_reference import ReferenceOptions, ReferenceResult, run_reference
+from streamqc.evaluation.render import render_findings, render_table
+from streamqc.evaluation.runner import EvalReport, evaluate_corpus, load_corpus, sweep_block_threshold
+from streamqc.evaluation.scoring import CaseLabels, CaseScore, Finding, IgnoreZone, KindScore, Label, match_case
+
+__all__ = [
+    "CaseLabels",
+    "CaseScore",
+    "EvalReport",
+    "Finding",
+    "IgnoreZone",
+    "KindScore",
+    "Label",
+    "ReferenceOptions",
+    "ReferenceResult",
+    "evaluate_corpus",
+    "load_corpus",
+    "match_case",
+    "render_findings",
+    "render_table",
+    "run_reference",
+    "sweep_block_threshold",
+]

@@ -1,0 +1,79 @@
+"""Rich tables for an EvalReport: the per-kind score table and the list of errors to look at."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from streamqc.evaluation.runner import FFMPEG, STREAMQC, EvalReport
+from streamqc.evaluation.scoring import KindScore
+
+_DASH = "—"
+
+
+def _rate(x: float | None) -> str:
+    return _DASH if x is None else f"{x:.3f}"
+
+
+def _seconds(x: float | None) -> str:
+    return _DASH if x is None else f"{x:.3f}"
+
+
+def _cells(score: KindScore | None, best: bool) -> list[str]:
+    if score is None:  # the system does not judge this kind at all
+        return [_DASH] * 5
+    f1 = _rate(score.f1)
+    return [
+        f"{score.tp}/{score.fp}/{score.fn}",
+        _rate(score.precision),
+        _rate(score.recall),
+        f"[bold]{f1}[/bold]" if best else f1,
+        _seconds(score.onset_median_s),
+    ]
+
+
+def render_table(report: EvalReport) -> Table:
+    """Rows = kinds; for streamqc and FFmpeg: TP/FP/FN, precision, recall, F1, median onset error."""
+    seed = report.seed
+    title = f"{report.corpus}: {len(report.cases)} cases" + (f", seed {seed}" if seed is not None else "")
+    table = Table(title=title, caption="onset = median |event.start - label.start| over hits, in seconds")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("cases", justify="right")
+    table.add_column("labels", justify="right")
+    systems = [s for s in (STREAMQC, FFMPEG) if s in report.scores]
+    for system in systems:
+        style = "cyan" if system == STREAMQC else "magenta"
+        table.add_column(f"{system}\nTP/FP/FN", justify="right", style=style)
+        table.add_column(f"{system}\nP", justify="right", style=style)
+        table.add_column(f"{system}\nR", justify="right", style=style)
+        table.add_column(f"{system}\nF1", justify="right", style=style)
+        table.add_column(f"{system}\nonset", justify="right", style=style)
+
+    for kind in report.kinds:
+        per_system = {
+            system: report.scores[system][kind] if report.covers(system, kind) else None for system in systems
+        }
+        f1s = {s: (sc.f1 if sc is not None else None) for s, sc in per_system.items()}
+        known = [v for v in f1s.values() if v is not None]
+        top = max(known) if len(known) > 1 else None
+        sq = report.scores[STREAMQC][kind]
+        row = [kind, str(sq.cases), str(sq.tp + sq.fn)]
+        for system in systems:
+            row += _cells(per_system[system], best=top is not None and f1s[system] == top)
+        table.add_row(*row)
+    return table
+
+
+def render_findings(report: EvalReport, system: str | None = None, limit: int = 50) -> Table:
+    """Misses and false alarms (case, kind, times), then unreadable cases: where to look next."""
+    table = Table(title="misses and false alarms" + (f" ({system})" if system else ""))
+    for name in ("system", "case", "what", "kind", "start", "end"):
+        table.add_column(name, justify="right" if name in ("start", "end") else "left", no_wrap=True)
+    rows = report.findings(system)
+    for f in rows[:limit]:
+        table.add_row(f.system, f.case_id, f.what, f.kind, f"{f.start:.3f}", f"{f.end:.3f}")
+    if len(rows) > limit:
+        table.add_row("…", f"{len(rows) - limit} more", "", "", "", "")
+    for name, case_id, reason in report.errors():
+        if system is None or name == system:
+            table.add_row(name, case_id, "error", reason, "", "")
+    return table

@@ -1,0 +1,410 @@
+"""Open any input PyAV opens and turn it into a stream of buffers on one media clock.
+
+The loop is: demux a packet -> decode it -> wrap each frame as a numpy view -> place
+it on the continuous clock (timeline.py) -> yield. Decoder damage (corrupt frames,
+rejected packets, errors the decoder logs) becomes StreamNote("decode_error") data;
+nothing the input does raises past this module except InputError at open time.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import av
+import av.logging
+import numpy as np
+
+from streamqc.errors import InputError
+from streamqc.media import AudioChunk, AudioFormat, Buffer, StreamNote, VideoFormat, VideoFrame
+from streamqc.sources.audio_convert import to_float32
+from streamqc.sources.timeline import Timeline, TimelineOptions
+
+NETWORK_SCHEMES = ("http://", "https://", "udp://", "rtp://", "rtmp://", "rtmps://", "rtsp://", "tcp://", "srt://")
+
+# Pixel formats whose plane 0 is the luma we can view directly, with their bit depth.
+_LUMA_FORMATS = {
+    "yuv420p": 8, "yuvj420p": 8, "yuv422p": 8, "yuvj422p": 8, "yuv444p": 8, "yuvj444p": 8,
+    "nv12": 8, "nv21": 8, "gray": 8, "yuv411p": 8, "yuv410p": 8, "yuv440p": 8,
+    "yuv420p10le": 10, "yuv422p10le": 10, "yuv444p10le": 10, "p010le": 16,
+    "yuv420p12le": 12, "yuv422p12le": 12, "gray10le": 10, "gray12le": 12,
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SourceOptions:
+    threads: int = 0  # decoder threads; 0 lets FFmpeg choose
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 10.0
+    video: bool = True
+    audio: bool = True
+    keep_av_frame: bool = False  # keep PyAV frames on VideoFrame (chroma detectors need them)
+    # audio arriving before any video frame waits this long for the clock's origin
+    origin_wait_s: float = 3.0
+    timeline: TimelineOptions = TimelineOptions()
+
+
+@dataclasses.dataclass(slots=True)
+class TrackInfo:
+    codec: str
+    details: dict[str, Any]
+
+
+@dataclasses.dataclass(slots=True)
+class MediaInfo:
+    input: str
+    format: str
+    duration: float | None  # container's estimate; None for live
+    video: TrackInfo | None
+    audio: TrackInfo | None
+    tracks_in_container: dict[str, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in ("video", "audio"):
+            track = getattr(self, name)
+            if track is not None:
+                out[name] = {"codec": track.codec, **track.details}
+        return out
+
+
+class _DecoderLog(logging.Handler):
+    """Collects the errors FFmpeg's decoders log, per decoder name.
+
+    FFmpeg reports much damage only in its log (e.g. concealed macroblocks), so the
+    log is evidence too. Records are attributed by decoder name: in a process that
+    reads several inputs with the same codec the messages may mix, and only the
+    messages (not the counts of corrupt frames) are affected.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.records: dict[str, collections.deque[str]] = collections.defaultdict(lambda: collections.deque(maxlen=64))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records[record.name.removeprefix("libav.")].append(record.getMessage().strip())
+
+    def drain(self, decoder: str) -> list[str]:
+        queue = self.records.get(decoder)
+        if not queue:
+            return []
+        out = list(queue)
+        queue.clear()
+        return out
+
+
+_LOG_LOCK = threading.Lock()
+_DECODER_LOG: _DecoderLog | None = None
+
+
+def _decoder_log() -> _DecoderLog:
+    global _DECODER_LOG
+    with _LOG_LOCK:
+        if _DECODER_LOG is None:
+            handler = _DecoderLog()
+            logger = logging.getLogger("libav")
+            logger.addHandler(handler)
+            logger.propagate = False  # FFmpeg's chatter must not reach the user's stderr
+            av.logging.set_level(av.logging.ERROR)
+            _DECODER_LOG = handler
+        return _DECODER_LOG
+
+
+def open_media(url: str, options: SourceOptions = SourceOptions()) -> "MediaReader":
+    """Open `url` (a path or a network URL); raise InputError with a one-line reason."""
+    is_network = url.startswith(NETWORK_SCHEMES) or "://" in url and not url.startswith("file:")
+    if not is_network:
+        path = url.removeprefix("file:")
+        if not os.path.exists(path):
+            raise InputError(f"no such file: {path}")
+        if os.path.isdir(path):
+            raise InputError(f"is a directory, not a media file: {path}")
+        if os.path.getsize(path) == 0:
+            raise InputError(f"empty file: {path}")
+    _decoder_log()
+    try:
+        container = av.open(
+            url,
+            metadata_errors="replace",
+            timeout=(options.open_timeout_s, options.read_timeout_s),
+        )
+    except av.error.FileNotFoundError:
+        raise InputError(f"no such file or resource: {url}") from None
+    except av.error.InvalidDataError:
+        raise InputError(f"not a media stream FFmpeg can read: {url}") from None
+    except (av.error.ConnectionRefusedError, av.error.ConnectionResetError):
+        raise InputError(f"connection refused: {url}") from None
+    except (av.error.HTTPError, av.error.HTTPNotFoundError, av.error.HTTPForbiddenError) as err:
+        raise InputError(f"HTTP error opening {url}: {_reason(err)}") from None
+    except av.error.ExitError:
+        raise InputError(f"timed out opening {url} after {options.open_timeout_s:g} s") from None
+    except (av.error.FFmpegError, OSError, UnicodeError) as err:
+        raise InputError(f"cannot open {url}: {_reason(err)}") from None
+    try:
+        return MediaReader(url, container, options)
+    except InputError:
+        container.close()
+        raise
+
+
+def _reason(err: BaseException) -> str:
+    return getattr(err, "strerror", None) or str(err).splitlines()[0]
+
+
+def _end_of(buffer: Buffer, end_time: float) -> float:
+    if isinstance(buffer, StreamNote):
+        return end_time
+    return max(end_time, buffer.time + buffer.duration)
+
+
+def _decodable(stream) -> bool:
+    ctx = stream.codec_context
+    return ctx is not None and ctx.codec is not None and ctx.codec.is_decoder
+
+
+class MediaReader:
+    """Iterate decoded buffers of one input. Use as a context manager."""
+
+    def __init__(self, url: str, container, options: SourceOptions) -> None:
+        self.url = url
+        self.options = options
+        self._container = container
+        self._log = _decoder_log()
+        self._timeline = Timeline(options.timeline)
+        self._origin: float | None = None
+        self._waiting_audio: list[AudioChunk] = []
+        self._video_started = False
+        self.leading_frames_skipped = 0
+        self.video_stream = self._pick("video") if options.video else None
+        self.audio_stream = self._pick("audio") if options.audio else None
+        if self.video_stream is None and self.audio_stream is None:
+            raise InputError(self._why_no_tracks())
+        for stream in (self.video_stream, self.audio_stream):
+            if stream is not None:
+                stream.codec_context.thread_type = "AUTO" if options.threads != 1 else "SLICE"
+                stream.codec_context.thread_count = options.threads
+        self.info = self._describe()
+
+    # -- set-up -------------------------------------------------------------
+    def _pick(self, kind: str):
+        candidates = [s for s in self._container.streams if s.type == kind and _decodable(s)]
+        if not candidates:
+            return None
+        related = self.video_stream if kind == "audio" else None
+        try:
+            best = self._container.streams.best(kind, related) if related is not None else self._container.streams.best(kind)
+        except (av.error.FFmpegError, TypeError):
+            best = None
+        return best if best in candidates else candidates[0]
+
+    def _why_no_tracks(self) -> str:
+        found = [f"{s.type}:{s.codec_context.name if s.codec_context else 'unknown'}" for s in self._container.streams]
+        if not found:
+            return f"no audio or video track in {self.url}"
+        return f"no decodable audio or video track in {self.url} (found {', '.join(found)})"
+
+    def _describe(self) -> MediaInfo:
+        video = audio = None
+        if self.video_stream is not None:
+            ctx = self.video_stream.codec_context
+            rate = self.video_stream.average_rate or self.video_stream.guessed_rate
+            video = TrackInfo(ctx.name, {"width": ctx.width, "height": ctx.height, "fps": round(float(rate), 3) if rate else None})
+        if self.audio_stream is not None:
+            ctx = self.audio_stream.codec_context
+            audio = TrackInfo(ctx.name, {"sample_rate": ctx.sample_rate, "channels": ctx.channels})
+        counts = collections.Counter(s.type for s in self._container.streams)
+        duration = self._container.duration / 1_000_000 if self._container.duration else None
+        return MediaInfo(self.url, self._container.format.name, duration, video, audio, dict(counts))
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "MediaReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the loop -----------------------------------------------------------
+    def __iter__(self) -> Iterator[Buffer]:
+        streams = [s for s in (self.video_stream, self.audio_stream) if s is not None]
+        end_time = 0.0
+        yield StreamNote("tracks", 0.0, "container", self.info.to_dict())
+        try:
+            packets = self._container.demux(streams)
+            while True:
+                try:
+                    packet = next(packets)
+                except StopIteration:
+                    break
+                except av.error.EOFError:
+                    break
+                except (av.error.FFmpegError, OSError) as err:
+                    yield StreamNote("read_error", end_time, "container", {"reason": _reason(err)})
+                    break
+                for buffer in self._decode(packet):
+                    end_time = _end_of(buffer, end_time)
+                    yield buffer
+            for stream in streams:
+                for buffer in self._flush(stream):
+                    end_time = _end_of(buffer, end_time)
+                    yield buffer
+            for chunk in self._release_audio(force=True):
+                end_time = _end_of(chunk, end_time)
+                yield chunk
+        finally:
+            self.close()
+        yield StreamNote("end", end_time, "container")
+
+    def _decode(self, packet) -> Iterator[Buffer]:
+        if packet.stream is self.video_stream:
+            yield from self._video(packet)
+        else:
+            yield from self._audio(packet)
+
+    def _flush(self, stream) -> Iterator[Buffer]:
+        if stream is self.video_stream:
+            yield from self._video(None)
+        else:
+            yield from self._audio(None)
+
+    def _decode_frames(self, stream, packet, media: str) -> tuple[list, list[StreamNote]]:
+        notes: list[StreamNote] = []
+        try:
+            frames = stream.codec_context.decode(packet)
+        except av.error.EOFError:
+            frames = []
+        except (av.error.FFmpegError, ValueError) as err:
+            frames = []
+            notes.append(self._packet_note(stream, packet, media, _reason(err)))
+        if packet is not None and packet.is_corrupt:
+            notes.append(self._packet_note(stream, packet, media, "demuxer flagged the packet corrupt"))
+        return frames, notes
+
+    def _packet_note(self, stream, packet, media: str, reason: str) -> StreamNote:
+        time = float("nan")
+        if packet is not None and packet.pts is not None:
+            time = self._timeline.peek(media, float(packet.pts * stream.time_base))
+        return StreamNote("decode_error", time, media, {"reason": reason})
+
+    def _video(self, packet) -> Iterator[Buffer]:
+        stream = self.video_stream
+        frames, notes = self._decode_frames(stream, packet, "video")
+        decoder = stream.codec_context.name
+        for frame in frames:
+            if not self._video_started and frame.is_corrupt and not frame.key_frame:
+                # Decoding began mid-GOP: pictures before the first clean one are not damage.
+                self.leading_frames_skipped += 1
+                continue
+            video, jump = self._wrap_video(frame, stream)
+            if video is None:
+                continue
+            if not self._video_started:
+                self._video_started = True
+                self._origin = video.time if self._origin is None else self._origin
+                notes = []  # rejected packets before the first picture: joining mid-stream
+                self._log.drain(decoder)
+            if jump is not None and jump.new_report:
+                notes.append(StreamNote("discontinuity", video.time, "video", {"jump_s": round(jump.raw_delta_s, 3)}))
+            messages = self._log.drain(decoder)
+            if video.corrupt or messages:
+                notes.append(StreamNote("decode_error", video.time, "video", {"corrupt_frame": video.corrupt, "messages": messages[:5]}))
+            yield from self._release_audio()
+            yield from self._out(notes)
+            notes = []
+            yield self._shift(video)
+        if not self._video_started:
+            self._log.drain(decoder)
+            return
+        messages = self._log.drain(decoder)
+        if messages and not notes:
+            notes.append(StreamNote("decode_error", float("nan"), "video", {"messages": messages[:5]}))
+        yield from self._out(notes)
+
+    def _wrap_video(self, frame, stream):
+        fmt_name = frame.format.name
+        depth = _LUMA_FORMATS.get(fmt_name)
+        if depth is None:
+            # Rare formats (RGB, palettes): one conversion is cheaper than a second code path.
+            frame = frame.reformat(format="gray")
+            depth = 8
+        plane = frame.planes[0]
+        dtype = np.uint8 if depth == 8 else np.uint16
+        itemsize = np.dtype(dtype).itemsize
+        luma = np.frombuffer(plane, dtype).reshape(frame.height, plane.line_size // itemsize)[:, : frame.width]
+        raw = frame.time
+        if raw is None:
+            return None, None
+        rate = stream.average_rate or stream.guessed_rate
+        if frame.duration and frame.time_base:
+            duration = float(frame.duration * frame.time_base)
+        else:
+            duration = 1.0 / float(rate) if rate else 0.04
+        time, jump = self._timeline.place("video", "video", raw, duration)
+        video = VideoFrame(
+            time=time,
+            duration=duration,
+            luma=luma,
+            bit_depth=depth,
+            full_range=fmt_name.startswith("yuvj") or frame.color_range == 2,
+            format=VideoFormat(frame.width, frame.height, fmt_name, round(float(rate), 3) if rate else None),
+            key=bool(frame.key_frame),
+            corrupt=bool(frame.is_corrupt),
+            av_frame=frame if self.options.keep_av_frame else None,
+        )
+        return video, jump
+
+    def _audio(self, packet) -> Iterator[Buffer]:
+        stream = self.audio_stream
+        frames, notes = self._decode_frames(stream, packet, "audio")
+        messages = self._log.drain(stream.codec_context.name)
+        if messages and not notes:
+            notes.append(StreamNote("decode_error", float("nan"), "audio", {"messages": messages[:5]}))
+        for frame in frames:
+            samples = to_float32(frame)
+            raw = frame.time
+            if samples.shape[0] == 0 or raw is None:
+                continue
+            rate = frame.sample_rate
+            time, jump = self._timeline.place("audio", "audio", raw, samples.shape[0] / rate)
+            if jump is not None and jump.new_report:
+                notes.append(StreamNote("discontinuity", time, "audio", {"jump_s": round(jump.raw_delta_s, 3)}))
+            self._waiting_audio.append(
+                AudioChunk(
+                    time=time,
+                    samples=samples,
+                    sample_rate=rate,
+                    format=AudioFormat(rate, samples.shape[1], frame.layout.name),
+                    corrupt=bool(frame.is_corrupt),
+                )
+            )
+        yield from self._release_audio()
+        if self._origin is not None:
+            yield from self._out(notes)
+        # notes before the origin is known are about media nobody has been shown yet: dropped
+
+    def _release_audio(self, force: bool = False) -> Iterator[AudioChunk]:
+        if not self._waiting_audio:
+            return
+        if self._origin is None:
+            waited = self._waiting_audio[-1].time - self._waiting_audio[0].time
+            if not force and self.video_stream is not None and waited < self.options.origin_wait_s:
+                return
+            self._origin = self._waiting_audio[0].time
+        for chunk in self._waiting_audio:
+            yield self._shift(chunk)
+        self._waiting_audio = []
+
+    def _shift(self, buffer):
+        """Continuous time -> media time (0 = the first picture, or first sound without video)."""
+        buffer.time -= self._origin
+        return buffer
+
+    def _out(self, notes: list[StreamNote]) -> Iterator[StreamNote]:
+        for note in notes:
+            yield self._shift(note)
