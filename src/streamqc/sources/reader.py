@@ -162,6 +162,11 @@ def _end_of(buffer: Buffer, end_time: float) -> float:
     return max(end_time, buffer.time + buffer.duration)
 
 
+def _codec_name(ctx) -> str:
+    """The codec's name (mp3), not the decoder's (mp3float)."""
+    return getattr(ctx.codec, "canonical_name", None) or ctx.name
+
+
 def _decodable(stream) -> bool:
     ctx = stream.codec_context
     return ctx is not None and ctx.codec is not None and ctx.codec.is_decoder
@@ -179,6 +184,7 @@ class MediaReader:
         self._origin: float | None = None
         self._waiting_audio: list[AudioChunk] = []
         self._video_started = False
+        self._unstarted_errors: list[StreamNote] = []  # rejected packets before any picture
         self.leading_frames_skipped = 0
         self.video_stream = self._pick("video") if options.video else None
         self.audio_stream = self._pick("audio") if options.audio else None
@@ -213,10 +219,10 @@ class MediaReader:
         if self.video_stream is not None:
             ctx = self.video_stream.codec_context
             rate = self.video_stream.average_rate or self.video_stream.guessed_rate
-            video = TrackInfo(ctx.name, {"width": ctx.width, "height": ctx.height, "fps": round(float(rate), 3) if rate else None})
+            video = TrackInfo(_codec_name(ctx), {"width": ctx.width, "height": ctx.height, "fps": round(float(rate), 3) if rate else None})
         if self.audio_stream is not None:
             ctx = self.audio_stream.codec_context
-            audio = TrackInfo(ctx.name, {"sample_rate": ctx.sample_rate, "channels": ctx.channels})
+            audio = TrackInfo(_codec_name(ctx), {"sample_rate": ctx.sample_rate, "channels": ctx.channels})
         counts = collections.Counter(s.type for s in self._container.streams)
         duration = self._container.duration / 1_000_000 if self._container.duration else None
         return MediaInfo(self.url, self._container.format.name, duration, video, audio, dict(counts))
@@ -257,6 +263,13 @@ class MediaReader:
             for chunk in self._release_audio(force=True):
                 end_time = _end_of(chunk, end_time)
                 yield chunk
+            if self.video_stream is not None and not self._video_started and self._unstarted_errors:
+                # The decoder never produced a picture: its errors are the whole story.
+                origin = self._origin if self._origin is not None else self._unstarted_errors[0].time
+                for note in self._unstarted_errors:
+                    note.time -= origin
+                    end_time = max(end_time, note.time)
+                    yield note
         finally:
             self.close()
         yield StreamNote("end", end_time, "container")
@@ -308,6 +321,7 @@ class MediaReader:
                 self._video_started = True
                 self._origin = video.time if self._origin is None else self._origin
                 notes = []  # rejected packets before the first picture: joining mid-stream
+                self._unstarted_errors = []
                 self._log.drain(decoder)
             if jump is not None and jump.new_report:
                 notes.append(StreamNote("discontinuity", video.time, "video", {"jump_s": round(jump.raw_delta_s, 3)}))
@@ -320,6 +334,8 @@ class MediaReader:
             yield self._shift(video)
         if not self._video_started:
             self._log.drain(decoder)
+            if len(self._unstarted_errors) < 1000:
+                self._unstarted_errors.extend(n for n in notes if n.time == n.time)
             return
         messages = self._log.drain(decoder)
         if messages and not notes:
