@@ -184,13 +184,17 @@ def encode_case(
     silence: tuple[float, float] | None = None,
     dropouts: tuple[tuple[float, float], ...] = (),
     video_start_s: float = 0.0,
+    jump: tuple[float, float] | None = None,
+    size: tuple[int, int] = (W, H),
 ) -> None:
     """Moving noise + a tone with noise, H.264 + AAC; defects at the given seconds of the
-    source (video frame i shows at video_start_s + i/FPS; audio sample k at k/RATE)."""
+    source (video frame i shows at video_start_s + i/FPS; audio sample k at k/RATE).
+    `jump=(at, by)`: every timestamp from `at` on is `by` seconds later (a discontinuity)."""
+    width, height = size
     rng = np.random.default_rng(7)
     out = av.open(str(path), "w")
     vs = out.add_stream("libx264", rate=FPS)
-    vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+    vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
     vs.options = {"preset": "ultrafast", "g": "25"}
     aus = out.add_stream("aac", rate=RATE)
     aus.layout = "stereo"
@@ -199,11 +203,11 @@ def encode_case(
     for i in range(round((duration - video_start_s) * FPS)):
         t = i / FPS
         if black and black[0] <= t < black[1]:
-            picture = np.zeros((H, W, 3), np.uint8)
+            picture = np.zeros((height, width, 3), np.uint8)
         elif not (freeze and freeze[0] <= t < freeze[1] and picture is not None):
-            picture = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+            picture = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
-        frame.pts = first + i
+        frame.pts = first + i + (round(jump[1] * FPS) if jump and t >= jump[0] else 0)
         for packet in vs.encode(frame):
             out.mux(packet)
     for packet in vs.encode():
@@ -216,7 +220,7 @@ def encode_case(
     stereo = np.ascontiguousarray(np.stack([audio, audio]))
     for k in range(0, n, 1024):
         frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(stereo[:, k : k + 1024]), format="fltp", layout="stereo")
-        frame.sample_rate, frame.pts = RATE, k
+        frame.sample_rate, frame.pts = RATE, k + (round(jump[1] * RATE) if jump and k >= jump[0] * RATE else 0)
         for packet in aus.encode(frame):
             out.mux(packet)
     for packet in aus.encode():
@@ -246,14 +250,42 @@ def test_reference_finds_black_and_silence_on_the_check_clock(tmp_path: Path, co
 
 
 def test_reference_audio_is_placed_relative_to_the_first_video_frame(tmp_path: Path):
-    # Video starts 0.5 s after the audio: a silence at 2.0-4.5 s of the file's audio
-    # is at 1.5-4.0 s on the clock whose zero is the first video frame.
+    # Video starts 0.6 s after the audio: a silence at 2.0-4.5 s of the file's audio
+    # is at 1.4-3.9 s on the clock whose zero is the first video frame.
     path = tmp_path / "late_video.ts"
-    encode_case(path, silence=(2.0, 4.5), video_start_s=0.5)
+    encode_case(path, silence=(2.0, 4.5), video_start_s=0.6)
     ref = run_reference(path)
     (silence,) = only(ref.events, SILENCE)
-    assert silence.start == pytest.approx(1.5, abs=0.05)
-    assert silence.end == pytest.approx(4.0, abs=0.05)
+    assert silence.start == pytest.approx(1.4, abs=0.03)  # AAC smears the edges by a few ms
+    assert silence.end == pytest.approx(3.9, abs=0.03)
+
+
+def test_reference_folds_timestamp_jumps(tmp_path: Path):
+    # Both tracks jump 10 s forward at 3 s: labels (and streamqc) use the continuous clock.
+    path = tmp_path / "jump.ts"
+    encode_case(path, duration=8.0, black=(3.6, 6.0), silence=(4.0, 6.5), jump=(3.0, 10.0))
+    ref = run_reference(path)
+    (black,) = only(ref.events, BLACK)
+    (silence,) = only(ref.events, SILENCE)
+    assert (black.start, black.end) == (pytest.approx(3.6, abs=0.05), pytest.approx(6.0, abs=0.05))
+    assert (silence.start, silence.end) == (pytest.approx(4.0, abs=0.05), pytest.approx(6.5, abs=0.05))
+    assert ref.duration == pytest.approx(8.0, abs=0.1)
+
+
+def test_reference_survives_a_resolution_change(tmp_path: Path):
+    # Two MPEG-TS files back to back: the picture size changes and the timestamps
+    # restart. The video graph is rebuilt, as the ffmpeg CLI rebuilds its filters;
+    # blackdetect's open interval is closed there (the CLI logs it at teardown).
+    first, second = tmp_path / "a.ts", tmp_path / "b.ts"
+    encode_case(first, duration=3.0, black=(1.0, 3.0))
+    encode_case(second, duration=4.0, size=(160, 96), silence=(0.5, 3.0))
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    ref = run_reference(joined)
+    (black,) = only(ref.events, BLACK)
+    assert (black.start, black.end) == (pytest.approx(1.0, abs=0.05), pytest.approx(3.0, abs=0.05))
+    (silence,) = only(ref.events, SILENCE)
+    assert silence.start == pytest.approx(3.5, abs=0.1)  # the second file's 0.5 s, after 3 s
 
 
 def test_reference_dropouts(tmp_path: Path):

@@ -129,8 +129,9 @@ class _IntervalTracker:
             if end is not None:
                 self.closed.append((self.open_start, end))
                 self.open_start = None
-            if start is not None:
-                self.open_start = start
+                if start is not None:
+                    self.open_start = start
+            # A start while open (no end) cannot come from one filter instance: keep the first.
         else:
             if start is not None:
                 self.open_start = start
@@ -157,19 +158,27 @@ def _float(text: str | None) -> float | None:
 
 
 class _Chain:
-    """One linear filter graph, rebuilt when the frame format changes (as the CLI does)."""
+    """One linear filter graph, rebuilt when the frame format changes (as the CLI does).
+
+    A rebuild ends the old filters' state: like the `ffmpeg` CLI, whose filters log an
+    interval still open when they are torn down, we close open intervals there
+    (`trackers`, at the end of the last frame pushed) rather than bridge them.
+    """
 
     def __init__(
         self,
         media: str,
         filters: list[tuple[str, str]],
         on_frame: Callable[[Any], None],
+        trackers: list[_IntervalTracker],
     ) -> None:
         self.media = media
         self.filters = filters
         self.on_frame = on_frame
+        self.trackers = trackers
         self.graph: av.filter.Graph | None = None
         self.signature: tuple[Any, ...] | None = None
+        self.last_end = 0.0
 
     def _build(self, frame: Any) -> None:
         graph = av.filter.Graph()
@@ -197,7 +206,8 @@ class _Chain:
             return (frame.width, frame.height, frame.format.name, frame.time_base)
         return (frame.sample_rate, frame.format.name, frame.layout.name, frame.time_base)
 
-    def push(self, frame: Any) -> None:
+    def push(self, frame: Any, end_s: float) -> None:
+        """Push one frame; `end_s` is where it ends on the (folded) stream clock."""
         signature = self._signature(frame)
         if signature != self.signature:
             self.flush()
@@ -205,6 +215,7 @@ class _Chain:
             self.signature = signature
         assert self.graph is not None
         self.graph.push(frame)
+        self.last_end = max(self.last_end, end_s)
         self._drain()
 
     def flush(self) -> None:
@@ -212,6 +223,8 @@ class _Chain:
             return
         self.graph.push(None)
         self._drain()
+        for tracker in self.trackers:
+            tracker.close(self.last_end)
         self.graph = None
         self.signature = None
 
@@ -223,6 +236,16 @@ class _Chain:
             except (av.error.BlockingIOError, av.error.EOFError):
                 return
             self.on_frame(out)
+
+
+WRAP_33_BIT_S = 2**33 / 90000.0
+
+
+def _wrap_shift(first: float | None, origin: float) -> float:
+    """Whole 33-bit wraps between a track's first time and the clock's origin."""
+    if first is None:
+        return 0.0
+    return WRAP_33_BIT_S * round((first - origin) / WRAP_33_BIT_S)
 
 
 @dataclasses.dataclass(slots=True)
@@ -239,6 +262,11 @@ class _Continuity:
             raw = self.expected if self.expected is not None else 0.0
         if self.expected is not None:
             delta = raw - self.expected
+            if abs(abs(delta) - WRAP_33_BIT_S) < 10.0:
+                # A 33-bit wrap (or unwrap) that reached us is not a jump in the media.
+                wrap = WRAP_33_BIT_S if delta > 0 else -WRAP_33_BIT_S
+                self.offset -= wrap
+                delta -= wrap
             if delta > self.forward_jump_s or delta < -self.backward_jump_s:
                 self.offset -= delta
         self.expected = raw + duration
@@ -308,7 +336,7 @@ def run_reference(
                 )
             if CORRUPTION in wanted:
                 vfilters.append(("blockdetect", ""))
-            chains.append(("video", _Chain("video", vfilters, on_video)))
+            chains.append(("video", _Chain("video", vfilters, on_video, [freeze, black])))
         if want_audio and SILENCE in wanted:
             chains.append(
                 (
@@ -317,6 +345,7 @@ def run_reference(
                         "audio",
                         [("silencedetect", f"n={options.silence_noise_db}dB:d={options.silence_min_duration_s}")],
                         lambda f: silence.feed(dict(f.metadata)),
+                        [silence],
                     ),
                 )
             )
@@ -328,6 +357,7 @@ def run_reference(
                         "audio",
                         [("silencedetect", f"n={options.dropout_noise_db}dB:d={options.dropout_min_duration_s}")],
                         lambda f: dropout.feed(dict(f.metadata)),
+                        [dropout],
                     ),
                 )
             )
@@ -337,7 +367,7 @@ def run_reference(
         fps = float(vstream.average_rate) if vstream is not None and vstream.average_rate else 25.0
         first_video: float | None = None
         first_audio: float | None = None
-        end_of_media = 0.0
+        end_of_video = 0.0
         end_of_audio = 0.0
 
         for packet in container.demux(*streams):
@@ -356,32 +386,41 @@ def run_reference(
                 raw = None if frame.pts is None else float(frame.pts * frame.time_base)
                 t = clocks[packet.stream.index].place(raw, duration)
                 frame.pts = round(t / float(frame.time_base))
-                end_of_media = max(end_of_media, t + duration)
                 if is_video:
                     if first_video is None:
                         first_video = t
+                    end_of_video = max(end_of_video, t + duration)
                 else:
                     if first_audio is None:
                         first_audio = t
                     end_of_audio = max(end_of_audio, t + duration)
                 for media, chain in chains:
                     if media == ("video" if is_video else "audio"):
-                        chain.push(frame)
+                        chain.push(frame, t + duration)
         for _media, chain in chains:
             chain.flush()
 
     origin = first_video if first_video is not None else first_audio
     if origin is None:
         raise InputError(f"{path}: no frame could be decoded")
-    for tracker in (freeze, black, silence, dropout):
-        tracker.close(end_of_media)
+    # Each track was made continuous on its own; a track whose timestamps started on
+    # the other side of the 33-bit MPEG-TS wrap (e.g. AAC priming at pts -1024 written
+    # as 2**33 - 1920 when the video starts at 0) is a whole wrap away from the other.
+    shift = {
+        "video": _wrap_shift(first_video, origin),
+        "audio": _wrap_shift(first_audio, origin),
+    }
+    ends = [end_of_audio - shift["audio"]] if first_audio is not None else []
+    if first_video is not None:
+        ends.append(end_of_video - shift["video"])
 
     def make(kind: str, filter_name: str, spans: Iterable[tuple[float, float]]) -> list[Event]:
+        offset = origin + shift["video" if kind.startswith("video.") else "audio"]
         return [
             Event(
                 kind=kind,
-                start=max(0.0, s - origin),
-                end=max(0.0, e - origin),
+                start=max(0.0, s - offset),
+                end=max(0.0, e - offset),
                 severity=Severity.MAJOR,
                 details={"source": "ffmpeg", "filter": filter_name},
             )
@@ -409,7 +448,7 @@ def run_reference(
             and e < end_of_audio - edge_s
         ]
         events += make(DROPOUT, "silencedetect", short)
-    relative_scores = [(t - origin, score) for t, score in block_scores]
+    relative_scores = [(t - origin - shift["video"], score) for t, score in block_scores]
     if CORRUPTION in wanted and options.block_threshold is not None:
         events += block_events(
             relative_scores,
@@ -421,7 +460,7 @@ def run_reference(
     events.sort(key=lambda e: (e.start, e.kind))
     return ReferenceResult(
         events=events,
-        duration=max(0.0, end_of_media - origin),
+        duration=max(0.0, max(ends) - origin),
         origin_s=origin,
         kinds=wanted,
         block_scores=relative_scores,
