@@ -362,7 +362,9 @@ def run_reference(
                 )
             )
 
-        streams = [s for s in (vstream, astream) if s is not None]
+        # Audio is decoded only when judged (or when it is the clock); video at least up
+        # to its first frame, which is the clock's zero.
+        streams = [s for s in (vstream, astream if want_audio or vstream is None else None) if s is not None]
         clocks = {s.index: _Continuity(options.forward_jump_s, options.backward_jump_s) for s in streams}
         fps = float(vstream.average_rate) if vstream is not None and vstream.average_rate else 25.0
         first_video: float | None = None
@@ -371,6 +373,8 @@ def run_reference(
         end_of_audio = 0.0
 
         for packet in container.demux(*streams):
+            if packet.stream is vstream and not want_video and first_video is not None:
+                continue
             try:
                 frames = packet.decode()
             except (av.error.FFmpegError, ValueError):
