@@ -17,7 +17,10 @@ from streamqc.media import AudioChunk, StreamNote, VideoFrame
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MissingTrackOptions:
-    expect: str = "video,audio"  # tracks the input must carry
+    # Tracks the input must carry: "video,audio", "video", "audio", or "auto" for the
+    # tracks the container declares (a music file need not have pictures). A channel
+    # that must always have sound and picture should say "video,audio".
+    expect: str = "auto"
     lost_after_s: float = 3.0  # a track silent this long while another track flows is lost
 
 
@@ -28,7 +31,8 @@ class MissingTrackDetector(Detector):
 
     def __init__(self, options: MissingTrackOptions | None = None) -> None:
         super().__init__(options)
-        self.expected = {t.strip() for t in self.options.expect.split(",") if t.strip()}
+        self.auto = self.options.expect.strip() == "auto"
+        self.expected = set() if self.auto else {t.strip() for t in self.options.expect.split(",") if t.strip()}
         if not self.expected <= {"video", "audio"}:
             raise ConfigError(f"bad value for missing_track.expect: {self.options.expect!r} (use video, audio or video,audio)")
         self._present: set[str] = set()
@@ -40,6 +44,8 @@ class MissingTrackDetector(Detector):
         if isinstance(buffer, StreamNote):
             if buffer.kind == "tracks":
                 self._present = {t for t in ("video", "audio") if t in buffer.details}
+                if self.auto:
+                    self.expected = set(self._present)
             return []
         media = "video" if isinstance(buffer, VideoFrame) else "audio"
         events: list[Event] = []

@@ -9,10 +9,11 @@
 
 from streamqc.evaluation.ffmpeg_reference import ReferenceOptions, ReferenceResult, run_reference
 from streamqc.evaluation.render import render_findings, render_table
-from streamqc.evaluation.runner import EvalReport, evaluate_corpus, load_corpus, sweep_block_threshold
+from streamqc.evaluation.runner import BlockSweep, EvalReport, evaluate_corpus, load_corpus, sweep_block_threshold
 from streamqc.evaluation.scoring import CaseLabels, CaseScore, Finding, IgnoreZone, KindScore, Label, match_case
 
 __all__ = [
+    "BlockSweep",
     "CaseLabels",
     "CaseScore",
     "EvalReport",

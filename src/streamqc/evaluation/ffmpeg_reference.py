@@ -74,6 +74,12 @@ class ReferenceOptions:
     block_threshold: float | None = None
     block_merge_gap_s: float = 0.2  # runs of blocky frames closer than this are one event
     block_min_duration_s: float = 0.0
+    # FFmpeg 8's blockdetect never clears the row/column where it sums gradients, so
+    # its `lavfi.block` on frame n mixes in every frame before it and a damaged
+    # stretch shows as a slow ramp and a long tail. True gives the filter a fresh
+    # state per frame (its per-picture measure, as documented); False is the filter
+    # as it ships (what `ffmpeg -vf blockdetect` prints).
+    block_fresh_state: bool = True
     # Fold timestamp jumps out like streamqc's timeline (forward > 1 s, backward > 0.1 s).
     forward_jump_s: float = 1.0
     backward_jump_s: float = 0.1
@@ -171,11 +177,13 @@ class _Chain:
         filters: list[tuple[str, str]],
         on_frame: Callable[[Any], None],
         trackers: list[_IntervalTracker],
+        fresh_each_frame: bool = False,
     ) -> None:
         self.media = media
         self.filters = filters
         self.on_frame = on_frame
         self.trackers = trackers
+        self.fresh_each_frame = fresh_each_frame
         self.graph: av.filter.Graph | None = None
         self.signature: tuple[Any, ...] | None = None
         self.last_end = 0.0
@@ -209,7 +217,7 @@ class _Chain:
     def push(self, frame: Any, end_s: float) -> None:
         """Push one frame; `end_s` is where it ends on the (folded) stream clock."""
         signature = self._signature(frame)
-        if signature != self.signature:
+        if signature != self.signature or self.fresh_each_frame:
             self.flush()
             self._build(frame)
             self.signature = signature
@@ -334,9 +342,12 @@ def run_reference(
                         f"d=0:pic_th={options.black_picture_ratio}:pix_th={options.black_pixel_threshold}",
                     )
                 )
-            if CORRUPTION in wanted:
+            if CORRUPTION in wanted and not options.block_fresh_state:
                 vfilters.append(("blockdetect", ""))
-            chains.append(("video", _Chain("video", vfilters, on_video, [freeze, black])))
+            if vfilters:
+                chains.append(("video", _Chain("video", vfilters, on_video, [freeze, black])))
+            if CORRUPTION in wanted and options.block_fresh_state:
+                chains.append(("video", _Chain("video", [("blockdetect", "")], on_video, [], fresh_each_frame=True)))
         if want_audio and SILENCE in wanted:
             chains.append(
                 (

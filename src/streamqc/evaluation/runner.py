@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
+import math
 import multiprocessing
 import time
 import traceback
@@ -363,15 +364,65 @@ def _block_scores(job: _CaseJob) -> tuple[CaseLabels, list[tuple[float, float]],
     return job.case, ref.block_scores, 1.0 / float(fps), None
 
 
+@dataclasses.dataclass(slots=True)
+class BlockSweep:
+    """blockdetect's video.corruption score at each candidate threshold (ascending)."""
+
+    results: list[tuple[float, KindScore]]
+    # (labels, per-frame scores, frame duration) per case, to score any threshold.
+    cases: list[tuple[CaseLabels, list[tuple[float, float]], float]]
+    options: ReferenceOptions
+
+    @property
+    def best(self) -> float:
+        """The threshold to carry to another seed: the geometric middle of the plateau
+        of thresholds with the best F1 (then the best median onset, to 10 ms), not its
+        edge, so a slightly different score distribution does not fall off it."""
+        if not self.results:
+            raise ValueError("empty sweep")
+
+        def quality(score: KindScore) -> tuple[float, float]:
+            onset = score.onset_median_s
+            return (round(score.f1 or 0.0, 6), -round(onset if onset is not None else math.inf, 2))
+
+        top = max(quality(score) for _t, score in self.results)
+        plateau = [t for t, score in self.results if quality(score) == top]
+        lo, hi = min(plateau), max(plateau)
+        # The plateau ends where the next candidate falls off it: stay below that.
+        above = [t for t, _s in self.results if t > hi]
+        if above:
+            hi = (hi + above[0]) / 2
+        return math.sqrt(lo * hi) if lo > 0 else (lo + hi) / 2
+
+    def score_at(self, threshold: float) -> KindScore:
+        case_scores = [
+            match_case(
+                block_events(
+                    scores,
+                    threshold,
+                    frame_duration_s=frame_s,
+                    merge_gap_s=self.options.block_merge_gap_s,
+                    min_duration_s=self.options.block_min_duration_s,
+                ),
+                case.labels,
+                case.ignore,
+                case_id=case.id,
+                kinds={CORRUPTION},
+            )
+            for case, scores, frame_s in self.cases
+        ]
+        return aggregate(case_scores, kinds=[CORRUPTION], case_labels=[c for c, _s, _f in self.cases])[CORRUPTION]
+
+
 def sweep_block_threshold(
     corpus_dir: str | Path,
     thresholds: Iterable[float] | None = None,
     jobs: int = 2,
     reference_options: ReferenceOptions = ReferenceOptions(),
-) -> list[tuple[float, KindScore]]:
-    """blockdetect's video.corruption score on a corpus at each threshold, best F1 first.
+) -> BlockSweep:
+    """blockdetect's video.corruption score on a corpus at each threshold.
 
-    Run it on a tuning seed and pass the winner as `ReferenceOptions(block_threshold=...)`
+    Run it on a tuning seed and pass `.best` as `ReferenceOptions(block_threshold=...)`
     when evaluating another seed, so the reference is not tuned on the test cases.
     blockdetect runs once per case; the sweep only re-thresholds its per-frame scores.
     """
@@ -383,29 +434,14 @@ def sweep_block_threshold(
         _CaseJob(str(root / c.file), c, None, True, frozenset({CORRUPTION}), opts) for c in cases
     ]
     per_case = _map_jobs(job_list, jobs, _block_scores, None)
-    all_scores = sorted({round(s, 3) for _c, scores, _d, _e in per_case for _t, s in scores})
+    errors = [f"{case.id}: {err}" for case, _s, _d, err in per_case if err]
+    if errors:
+        raise StreamQCError("blockdetect failed on " + "; ".join(errors[:3]))
     if thresholds is None:
-        # Candidate thresholds: the observed score quantiles (at most ~100 of them).
-        step = max(1, len(all_scores) // 100)
-        thresholds = all_scores[::step] or [0.0]
-    results: list[tuple[float, KindScore]] = []
-    for threshold in thresholds:
-        case_scores = [
-            match_case(
-                block_events(
-                    scores,
-                    threshold,
-                    frame_duration_s=frame_s,
-                    merge_gap_s=reference_options.block_merge_gap_s,
-                    min_duration_s=reference_options.block_min_duration_s,
-                ),
-                case.labels,
-                case.ignore,
-                case_id=case.id,
-                kinds={CORRUPTION},
-            )
-            for case, scores, frame_s, _err in per_case
-        ]
-        results.append((threshold, aggregate(case_scores, kinds=[CORRUPTION])[CORRUPTION]))
-    results.sort(key=lambda item: (-(item[1].f1 or 0.0), item[0]))
-    return results
+        # Candidates: the observed scores (at most ~200 of them, evenly by rank).
+        observed = sorted({round(s, 3) for _c, scores, _d, _e in per_case for _t, s in scores})
+        step = max(1, len(observed) // 200)
+        thresholds = observed[::step] or [0.0]
+    sweep = BlockSweep([], [(case, scores, frame_s) for case, scores, frame_s, _e in per_case], reference_options)
+    sweep.results = [(threshold, sweep.score_at(threshold)) for threshold in sorted(thresholds)]
+    return sweep

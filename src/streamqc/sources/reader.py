@@ -292,11 +292,12 @@ class MediaReader:
             frames = stream.codec_context.decode(packet)
         except av.error.EOFError:
             frames = []
+        # A packet the demuxer flags corrupt (PES length mismatch, CC gap) is not reported
+        # by itself: TS-level checks own that, and what counts here is whether the
+        # decoder could not rebuild the picture or sound.
         except (av.error.FFmpegError, ValueError) as err:
             frames = []
             notes.append(self._packet_note(stream, packet, media, _reason(err)))
-        if packet is not None and packet.is_corrupt:
-            notes.append(self._packet_note(stream, packet, media, "demuxer flagged the packet corrupt"))
         return frames, notes
 
     def _packet_note(self, stream, packet, media: str, reason: str) -> StreamNote:
