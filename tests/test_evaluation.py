@@ -25,7 +25,15 @@ from streamqc.evaluation import (
     run_reference,
 )
 from streamqc.evaluation.ffmpeg_reference import _IntervalTracker, block_events
-from streamqc.evaluation.runner import FFMPEG, STREAMQC, SystemRun, _CaseOutput, merge_options, score_runs
+from streamqc.evaluation.runner import (
+    FFMPEG,
+    STREAMQC,
+    SystemRun,
+    _CaseOutput,
+    merge_options,
+    score_runs,
+    sweep_block_threshold,
+)
 from streamqc.evaluation.scoring import aggregate
 from streamqc.events import Event, Severity
 
@@ -186,10 +194,12 @@ def encode_case(
     video_start_s: float = 0.0,
     jump: tuple[float, float] | None = None,
     size: tuple[int, int] = (W, H),
+    blocky: tuple[float, float] | None = None,
 ) -> None:
     """Moving noise + a tone with noise, H.264 + AAC; defects at the given seconds of the
     source (video frame i shows at video_start_s + i/FPS; audio sample k at k/RATE).
-    `jump=(at, by)`: every timestamp from `at` on is `by` seconds later (a discontinuity)."""
+    `jump=(at, by)`: every timestamp from `at` on is `by` seconds later (a discontinuity);
+    `blocky`: pictures made of flat 16x16 blocks (what macroblocking looks like)."""
     width, height = size
     rng = np.random.default_rng(7)
     out = av.open(str(path), "w")
@@ -204,6 +214,9 @@ def encode_case(
         t = i / FPS
         if black and black[0] <= t < black[1]:
             picture = np.zeros((height, width, 3), np.uint8)
+        elif blocky and blocky[0] <= t < blocky[1]:
+            blocks = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), dtype=np.uint8)
+            picture = np.repeat(np.repeat(blocks, 16, 0), 16, 1)[:height, :width]
         elif not (freeze and freeze[0] <= t < freeze[1] and picture is not None):
             picture = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
@@ -304,7 +317,7 @@ def test_reference_dropouts(tmp_path: Path):
 def write_case(root: Path, case_id: str, labels: list[dict], **media) -> None:
     encode_case(root / f"{case_id}.ts", **media)
     doc = {
-        "id": case_id, "file": f"{case_id}.ts", "seed": 99, "duration": 6.0,
+        "id": case_id, "file": f"{case_id}.ts", "seed": 99, "duration": media.get("duration", 6.0),
         "video": {"codec": "h264", "width": W, "height": H, "fps": FPS},
         "audio": {"codec": "aac", "sample_rate": RATE, "channels": 2},
         "content": "noise + tone", "labels": labels, "hard_negatives": [], "ignore": [], "options": {},
@@ -396,3 +409,17 @@ def test_evaluate_corpus(tiny_corpus: Path):
     only_black = evaluate_corpus(tiny_corpus, jobs=1, kinds=[BLACK])
     assert only_black.kinds == [BLACK]
     assert only_black.judged[FFMPEG] == frozenset({BLACK})
+
+
+def test_block_threshold_sweep(tmp_path: Path):
+    # Noise is not blocky; flat 16x16 blocks are. The sweep finds a threshold that
+    # separates them, to be used on another seed.
+    write_case(tmp_path, "b0", [{"kind": "video.corruption", "start": 2.0, "end": 3.0}], duration=4.0, blocky=(2.0, 3.0))
+    (tmp_path / "manifest.json").write_text(json.dumps({"seed": 5, "cases": ["b0"]}))
+    sweep = sweep_block_threshold(tmp_path, jobs=1)
+    best = sweep.score_at(sweep.best)
+    assert best.f1 == 1.0 and best.onset_median_s is not None and best.onset_median_s < 0.1
+    assert sweep.score_at(0.0).onset_median_s == pytest.approx(2.0, abs=0.05)  # everything is "blocky"
+    options = ReferenceOptions(block_threshold=sweep.best)
+    events = only(run_reference(tmp_path / "b0.ts", kinds={"video.corruption"}, options=options).events, "video.corruption")
+    assert len(events) == 1 and events[0].start == pytest.approx(2.0, abs=0.1) and events[0].end == pytest.approx(3.0, abs=0.1)

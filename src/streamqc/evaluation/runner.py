@@ -375,9 +375,9 @@ class BlockSweep:
 
     @property
     def best(self) -> float:
-        """The threshold to carry to another seed: the geometric middle of the plateau
-        of thresholds with the best F1 (then the best median onset, to 10 ms), not its
-        edge, so a slightly different score distribution does not fall off it."""
+        """The threshold to carry to another seed: the geometric middle of the widest run
+        of consecutive candidates with the best F1 (then the best median onset, to 10 ms),
+        not its edge, so a slightly different score distribution does not fall off it."""
         if not self.results:
             raise ValueError("empty sweep")
 
@@ -385,13 +385,22 @@ class BlockSweep:
             onset = score.onset_median_s
             return (round(score.f1 or 0.0, 6), -round(onset if onset is not None else math.inf, 2))
 
-        top = max(quality(score) for _t, score in self.results)
-        plateau = [t for t, score in self.results if quality(score) == top]
-        lo, hi = min(plateau), max(plateau)
-        # The plateau ends where the next candidate falls off it: stay below that.
-        above = [t for t, _s in self.results if t > hi]
-        if above:
-            hi = (hi + above[0]) / 2
+        qualities = [quality(score) for _t, score in self.results]
+        top = max(qualities)
+        runs: list[tuple[float, float]] = []
+        start: int | None = None
+        for i, q in enumerate(qualities + [None]):  # type: ignore[operator]
+            if q == top and start is None:
+                start = i
+            elif q != top and start is not None:
+                runs.append((self.results[start][0], self.results[i - 1][0]))
+                start = None
+
+        def width(run: tuple[float, float]) -> float:
+            lo, hi = run
+            return math.log(hi / lo) if lo > 0 else hi - lo
+
+        lo, hi = max(runs, key=width)
         return math.sqrt(lo * hi) if lo > 0 else (lo + hi) / 2
 
     def score_at(self, threshold: float) -> KindScore:
@@ -412,6 +421,18 @@ class BlockSweep:
             for case, scores, frame_s in self.cases
         ]
         return aggregate(case_scores, kinds=[CORRUPTION], case_labels=[c for c, _s, _f in self.cases])[CORRUPTION]
+
+
+def _candidate_thresholds(observed: list[float], n: int = 200) -> list[float]:
+    """Observed scores (evenly by rank) and a log-spaced grid over their range: the grid
+    puts candidates inside the gaps between clusters, where good thresholds live."""
+    values = sorted({round(v, 3) for v in observed})
+    if not values:
+        return [0.0]
+    by_rank = values[:: max(1, len(values) // n)]
+    lo, hi = max(values[0], 1e-3), max(values[-1], 1e-3)
+    grid = [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)] if hi > lo else []
+    return sorted(set(by_rank) | {round(g, 3) for g in grid})
 
 
 def sweep_block_threshold(
@@ -438,10 +459,7 @@ def sweep_block_threshold(
     if errors:
         raise StreamQCError("blockdetect failed on " + "; ".join(errors[:3]))
     if thresholds is None:
-        # Candidates: the observed scores (at most ~200 of them, evenly by rank).
-        observed = sorted({round(s, 3) for _c, scores, _d, _e in per_case for _t, s in scores})
-        step = max(1, len(observed) // 200)
-        thresholds = observed[::step] or [0.0]
+        thresholds = _candidate_thresholds([s for _c, scores, _d, _e in per_case for _t, s in scores])
     sweep = BlockSweep([], [(case, scores, frame_s) for case, scores, frame_s, _e in per_case], reference_options)
     sweep.results = [(threshold, sweep.score_at(threshold)) for threshold in sorted(thresholds)]
     return sweep
