@@ -351,7 +351,10 @@ def text_of(table) -> str:
 
 def test_report_from_hand_runs_renders():
     # The report and its tables, without media or check_input.
-    case = CaseLabels("c0", "c0.ts", [lab(BLACK, 2.0, 4.5), lab("av.sync", 0.0, 6.0)])
+    case = CaseLabels(
+        "c0", "c0.ts", [lab(BLACK, 2.0, 4.5), lab("av.sync", 0.0, 6.0)],
+        hard_negatives=[{"what": "short fade to black", "start": 5.0, "end": 5.4}],
+    )  # fmt: skip
     outputs = [
         _CaseOutput(
             case,
@@ -365,10 +368,12 @@ def test_report_from_hand_runs_renders():
     data = json.loads(json.dumps(report.to_dict()))
     assert data["kinds"]["av.sync"][FFMPEG] is None  # FFmpeg has no detector for it
     assert data["kinds"][BLACK][STREAMQC]["f1"] == 1.0
-    assert [f["what"] for f in data["findings"]] == ["false_alarm"]
+    assert [(f["what"], f["details"]["hard_negative"]) for f in data["findings"]] == [
+        ("false_alarm", "short fade to black")
+    ]
     text = text_of(render_table(report))
     assert "video.black" in text and "av.sync" in text and "—" in text
-    assert "false_alarm" in text_of(render_findings(report))
+    assert "short fade to black" in text_of(render_findings(report))
 
 
 def test_evaluate_corpus_reference_only_part(tiny_corpus: Path):

@@ -66,14 +66,15 @@ def render_table(report: EvalReport) -> Table:
 def render_findings(report: EvalReport, system: str | None = None, limit: int = 50) -> Table:
     """Misses and false alarms (case, kind, times), then unreadable cases: where to look next."""
     table = Table(title="misses and false alarms" + (f" ({system})" if system else ""))
-    for name in ("system", "case", "what", "kind", "start", "end"):
-        table.add_column(name, justify="right" if name in ("start", "end") else "left", no_wrap=True)
+    for name in ("system", "case", "what", "kind", "start", "end", "note"):
+        table.add_column(name, justify="right" if name in ("start", "end") else "left", no_wrap=name != "note")
     rows = report.findings(system)
     for f in rows[:limit]:
-        table.add_row(f.system, f.case_id, f.what, f.kind, f"{f.start:.3f}", f"{f.end:.3f}")
+        note = f.details.get("hard_negative", "")
+        table.add_row(f.system, f.case_id, f.what, f.kind, f"{f.start:.3f}", f"{f.end:.3f}", note)
     if len(rows) > limit:
-        table.add_row("…", f"{len(rows) - limit} more", "", "", "", "")
+        table.add_row("…", f"{len(rows) - limit} more", "", "", "", "", "")
     for name, case_id, reason in report.errors():
         if system is None or name == system:
-            table.add_row(name, case_id, "error", reason, "", "")
+            table.add_row(name, case_id, "error", "", "", "", reason)
     return table

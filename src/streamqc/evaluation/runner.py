@@ -194,7 +194,7 @@ class EvalReport:
         for result in self.cases:
             for name, score in result.scores.items():
                 if system is None or name == system:
-                    out += findings(score, name)
+                    out += [_explain(f, result.case) for f in findings(score, name)]
         return out
 
     def errors(self) -> list[tuple[str, str, str]]:
@@ -211,6 +211,10 @@ class EvalReport:
         return system in self.scores and (judged is None or kind in judged)
 
     def to_dict(self) -> dict[str, Any]:
+        """The whole report as plain JSON types (numpy scalars in event details included)."""
+        return _jsonable(self._to_dict())
+
+    def _to_dict(self) -> dict[str, Any]:
         return {
             "corpus": self.corpus,
             "seed": self.seed,
@@ -232,6 +236,33 @@ class EvalReport:
             "findings": [f.to_dict() for f in self.findings()],
             "per_case": [r.to_dict() for r in self.cases],
         }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    return str(value)
+
+
+def _explain(finding: Finding, case: CaseLabels) -> Finding:
+    """Name the hard negative a false alarm fell on: that is usually why it happened."""
+    if finding.what != "false_alarm":
+        return finding
+    for negative in case.hard_negatives:
+        try:
+            start, end = float(negative["start"]), float(negative["end"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if finding.start <= end and start <= finding.end:
+            details = {**finding.details, "hard_negative": str(negative.get("what", ""))}
+            return dataclasses.replace(finding, details=details)
+    return finding
 
 
 def score_runs(
