@@ -376,22 +376,6 @@ def test_report_from_hand_runs_renders():
     assert "short fade to black" in text_of(render_findings(report))
 
 
-def test_evaluate_corpus_reference_only_part(tiny_corpus: Path):
-    if importlib.util.find_spec("streamqc.check") is not None:
-        pytest.skip("check_input exists: covered by test_evaluate_corpus")
-    # Without check_input yet, still score the FFmpeg side through the same runner code.
-    from streamqc.evaluation.runner import _CaseJob, _run_ffmpeg, load_corpus
-
-    _manifest, cases = load_corpus(tiny_corpus)
-    outputs = [
-        _CaseOutput(c, SystemRun(STREAMQC, [], "check_input missing", 0.0, None),
-                    _run_ffmpeg(_CaseJob(str(tiny_corpus / c.file), c, None, True, None, ReferenceOptions())))
-        for c in cases
-    ]  # fmt: skip
-    report = score_runs(outputs, str(tiny_corpus), {}, None, 0.0)
-    assert report.scores[FFMPEG][BLACK].tp == 1 and report.scores[FFMPEG][SILENCE].tp == 1
-
-
 @pytest.mark.skipif(
     importlib.util.find_spec("streamqc.check") is None,
     reason="streamqc.check.check_input is not written yet (another engineer's module)",
