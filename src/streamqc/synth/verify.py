@@ -112,10 +112,13 @@ def audio_offset(timing: Timing, programme: np.ndarray, rate: int, search_s: flo
     dec = timing.audio.mean(axis=1)
     win = min(rate, len(src) // 4)
     # The loudest second of the programme: correlation peaks are sharpest there.
-    energy = np.convolve(src * src, np.ones(win // 8), "valid")[:: win // 8]
+    step = win // 8
+    usable = (len(src) // step) * step
+    energy = (src[:usable] ** 2).reshape(-1, step).sum(axis=1)
+    energy = np.convolve(energy, np.ones(8), "valid")
     order = np.argsort(energy)[::-1]
     for cand in order[:4]:
-        n0 = int(cand * (win // 8))
+        n0 = int(cand * step)
         n0 = min(max(n0, 0), len(src) - win)
         ref = src[n0 : n0 + win]
         if np.sqrt(np.mean(ref * ref)) < 1e-4:
@@ -127,7 +130,8 @@ def audio_offset(timing: Timing, programme: np.ndarray, rate: int, search_s: flo
         if len(seg) < win:
             continue
         corr = signal.correlate(seg, ref, mode="valid", method="fft")
-        norm = np.sqrt(np.convolve(seg * seg, np.ones(win), "valid")) * np.sqrt(np.sum(ref * ref)) + 1e-12
+        csum = np.concatenate([[0.0], np.cumsum(seg.astype(np.float64) ** 2)])
+        norm = np.sqrt(np.maximum(csum[win:] - csum[:-win], 0)) * np.sqrt(np.sum(ref * ref)) + 1e-12
         score = corr / norm
         k = int(np.argmax(score))
         if score[k] < 0.5:
