@@ -1,0 +1,135 @@
+"""streamqc check on every real clip in STREAMQC_MEDIA: no traceback, no false alarms.
+
+These clips carry no defect labels; what they pin down is robustness (odd codecs,
+broken captures, 10-bit, 5.1, PTS wrap) and the false alarms users would see.
+"""
+
+import functools
+import json
+import math
+import pathlib
+
+import pytest
+from typer.testing import CliRunner
+
+from streamqc.check import check_input
+from streamqc.cli import app
+from streamqc.errors import StreamQCError
+from streamqc.media import VideoFrame
+from streamqc.sources import open_media
+
+from conftest import media_dir
+
+MEDIA_SUFFIXES = {".ts", ".mp4", ".webm", ".avi", ".mpg", ".wav", ".ogg", ".mp3", ".flac", ".m3u8"}
+
+
+def all_clips() -> list[pathlib.Path]:
+    root = media_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.suffix in MEDIA_SUFFIXES)
+
+
+def clip_id(path: pathlib.Path) -> str:
+    return str(path.relative_to(media_dir()))
+
+
+# Clips whose pictures really stand still for 2 s or more, or never decode: a freeze
+# there is correct, so they do not count as "normal moving footage".
+STILL_CLIPS = {
+    "moviepy/video_with_failing_audio.mp4",  # a frame-exact still shot 4.6-7.2 s
+    "moviepy/no_duration.webm",  # a black, silent clip
+    "ExoPlayer/invalid-bitstream.webm",  # nothing decodes
+}
+# Clips that really are black by the vocabulary's definition (black, with at most a
+# small logo or caption on it): they do not count as "dark scenes with detail".
+BLACK_CLIPS = {
+    "moviepy/no_duration.webm",  # a black frame throughout
+    # Dolby logo (4% of the picture) on black, 0-2.8 s and 3.0-5.6 s
+    "shaka-player/hls-ts-muxed-ec3-h264_ChID_voices_1280x720p_25fps_h264_6ch_256kbps_ddp_sub_0000.ts",
+    # "TEARS OF STEEL" title (1% of the picture) on black, 14.2 s to the end
+    "shaka-player/hls-ts-rollover/tos_rollover_concat.ts",
+    "shaka-player/hls-ts-rollover/playlist.m3u8",
+    "shaka-player/hls-ts-rollover/360p30_h264_48k_160_aac_ts-0000000032.ts",
+}
+
+
+@pytest.mark.parametrize("clip", all_clips(), ids=clip_id)
+def test_check_never_tracebacks(clip, shared_media):
+    result = CliRunner().invoke(app, ["check", str(clip), "--json", "--no-progress"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code in (0, 1, 2)
+    if result.exit_code == 2:
+        assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("streamqc: ")
+    else:
+        report = json.loads(result.stdout)
+        assert report["input"] == str(clip)
+        for event in report["events"]:
+            assert 0 <= event["start"] <= event["end"] <= report["duration"] + 0.1
+
+
+@functools.lru_cache(maxsize=None)
+def checked(clip: pathlib.Path):
+    """One check per clip, shared by the false-alarm tests (None: unreadable)."""
+    try:
+        return check_input(str(clip))
+    except StreamQCError:
+        return None
+
+
+def _video_clips() -> list[pathlib.Path]:
+    return [p for p in all_clips() if p.suffix not in {".wav", ".ogg", ".mp3", ".flac"}]
+
+
+@pytest.mark.parametrize("clip", [p for p in _video_clips() if clip_id(p) not in STILL_CLIPS], ids=clip_id)
+def test_no_freeze_on_moving_footage(clip, shared_media):
+    result = checked(clip)
+    if result is None:
+        pytest.skip("not readable (covered by test_check_never_tracebacks)")
+    assert [e for e in result.events if e.kind == "video.freeze"] == []
+
+
+@pytest.mark.parametrize("clip", [p for p in _video_clips() if clip_id(p) not in BLACK_CLIPS], ids=clip_id)
+def test_no_black_on_scenes_with_detail(clip, shared_media):
+    result = checked(clip)
+    if result is None:
+        pytest.skip("not readable (covered by test_check_never_tracebacks)")
+    assert [e for e in result.events if e.kind == "video.black"] == []
+
+
+def test_pts_wrap_keeps_one_continuous_clock(shared_media):
+    """The 33-bit PTS wraps inside this file: media time must run on without a jump."""
+    clip = shared_media / "shaka-player/hls-ts-rollover/tos_rollover_concat.ts"
+    times = [b.time for b in open_media(str(clip)) if isinstance(b, VideoFrame)]
+    steps = [b - a for a, b in zip(times, times[1:])]
+    assert times[0] == 0.0
+    assert min(steps) > 0 and max(steps) < 0.1
+    assert math.isclose(times[-1], 20.0, abs_tol=0.2)
+    result = checked(clip)
+    assert not [e for e in result.events if e.kind == "stream.discontinuity"]
+    assert math.isclose(result.duration, 20.0, abs_tol=0.2)
+
+
+def test_hls_playlist_reads_like_the_joined_segments(shared_media):
+    playlist = checked(shared_media / "shaka-player/hls-ts-rollover/playlist.m3u8")
+    joined = checked(shared_media / "shaka-player/hls-ts-rollover/tos_rollover_concat.ts")
+    assert math.isclose(playlist.duration, joined.duration, abs_tol=0.2)
+    assert [(e.kind, round(e.start)) for e in playlist.events] == [(e.kind, round(e.start)) for e in joined.events]
+
+
+def test_real_transport_errors_are_decode_errors(shared_media):
+    result = checked(shared_media / "tsduck-test/test-143.ts")
+    assert any(e.kind == "video.decode_error" for e in result.events)
+
+
+def test_joining_mid_gop_is_not_damage(shared_media):
+    """test-137 starts without SPS/PPS: the packets before the first picture are not errors."""
+    result = checked(shared_media / "tsduck-test/test-137.ts")
+    assert not [e for e in result.events if e.kind == "video.decode_error"]
+
+
+def test_dead_audio_in_a_live_looking_file_is_silence(shared_media):
+    """The MP3 track of this clip goes silent at 4.64 s while its packets continue."""
+    result = checked(shared_media / "moviepy/video_with_failing_audio.mp4")
+    silences = [e for e in result.events if e.kind == "audio.silence"]
+    assert len(silences) == 1 and abs(silences[0].start - 4.64) < 0.1
