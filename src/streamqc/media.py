@@ -58,11 +58,14 @@ class VideoFrame:
     @functools.cached_property
     def small(self) -> np.ndarray:
         """Subsampled luma as int16 on an 8-bit scale, the shared working copy."""
-        view = self.luma[::ANALYSIS_STEP, ::ANALYSIS_STEP]
-        small = view.astype(np.int16)
+        return self.sample(ANALYSIS_STEP)
+
+    def sample(self, step: int) -> np.ndarray:
+        """Every `step`-th luma pixel in each direction, as int16 on an 8-bit scale."""
+        sampled = self.luma[::step, ::step].astype(np.int16)
         if self.bit_depth > 8:
-            small >>= self.bit_depth - 8
-        return small
+            sampled >>= self.bit_depth - 8
+        return sampled
 
     @property
     def black_level(self) -> int:

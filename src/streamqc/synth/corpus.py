@@ -1,0 +1,192 @@
+"""Build a labelled corpus: plan the cases, build each (two at a time), write the manifest.
+
+Format choices rotate through fixed cycles offset by the seed, so any 48 consecutive
+cases cover every codec, container and frame rate; the seed also drives every random
+choice inside a case. Each case is built from its own seed, in its own process: the
+corpus is identical whatever the number of workers or the order they finish in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+import streamqc
+from streamqc.synth import clips, recipes, verify
+from streamqc.synth.encode import AudioCodec, VideoCodec, encode_scenario
+from streamqc.synth.labels import Annotations
+from streamqc.synth.recipes import CasePlan
+from streamqc.synth.spec import AudioSpec, VideoSpec
+
+# Recipe order: the first cases of a small corpus already cover the most important kinds.
+ORDER = (
+    "freeze", "black", "silence", "dropouts", "freeze_keyframes", "black_logo",
+    "slide", "cadence", "calm",
+)
+
+RESOLUTIONS = ((640, 360), (960, 540), (1280, 720), (854, 480), (1280, 720), (640, 360), (1920, 1080))
+FRAME_RATES = (Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50), Fraction(60000, 1001))
+VIDEO_CODECS = ("h264", "hevc", "h264", "mpeg2video")
+AUDIO_CODECS = ("aac", "mp2", "ac3", "aac")
+CONTAINERS = ("ts", "mp4", "ts", "mkv")
+EXTENSIONS = {"ts": "ts", "mp4": "mp4", "mkv": "mkv"}
+BITRATE_PER_PIXEL_FRAME = 0.12  # bits; ~3.3 Mb/s for 720p30 H.264, enough to keep detail
+REQUIRES_TS: frozenset[str] = frozenset()
+
+
+def _case_seed(seed: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def plan_case(seed: int, index: int, recipe: str) -> CasePlan:
+    rng = np.random.default_rng([seed, index, 99])
+    c = index + seed
+    width, height = RESOLUTIONS[(3 * c) % len(RESOLUTIONS)]
+    fps = FRAME_RATES[(c + c // 5) % len(FRAME_RATES)]
+    vname = VIDEO_CODECS[c % len(VIDEO_CODECS)]
+    aname = AUDIO_CODECS[(c // 2) % len(AUDIO_CODECS)]
+    container = CONTAINERS[(c + c // 4) % len(CONTAINERS)]
+    if recipe in REQUIRES_TS:
+        container = "ts"
+    duration = float(rng.uniform(8, 20))
+    if vname == "hevc":
+        # x265 is ~5x slower than x264 here: keep HEVC cases small.
+        width, height = min((width, height), (960, 540))
+        fps = min(fps, Fraction(30))
+        duration = min(duration, 12.0)
+    if height >= 1080:
+        fps = min(fps, Fraction(30))
+        duration = float(rng.uniform(8, 10))
+    if fps > 30:
+        width, height = min((width, height), (1280, 720))
+        duration = min(duration, 12.0)
+    video = VideoSpec(width, height, fps)
+    frames = int(round(duration * float(fps)))
+    duration = float(Fraction(frames) / fps)
+    bframes = int(rng.choice([0, 2, 3])) if vname != "mpeg2video" else int(rng.choice([0, 2]))
+    rate = float(fps) * width * height * BITRATE_PER_PIXEL_FRAME
+    if vname == "mpeg2video":
+        rate *= 2.5
+    gop = int(round(float(fps) * float(rng.choice([1.0, 2.0]))))
+    vcodec = VideoCodec(vname, bitrate_bps=int(rate), gop_frames=gop, bframes=bframes)
+    sample_rate = 44100 if (aname != "ac3" and c % 5 == 2) else 48000
+    channels = 1 if c % 7 == 3 else 2
+    abit = {"aac": 160_000, "mp2": 224_000, "ac3": 192_000}[aname] // (2 if channels == 1 else 1)
+    return CasePlan(
+        case_id=f"s{seed}-c{index:03d}", recipe=recipe, seed=_case_seed(seed, index), container=container,
+        video=video, vcodec=vcodec, audio=AudioSpec(sample_rate, channels), acodec=AudioCodec(aname, abit),
+        duration_s=duration,
+    )
+
+
+def plan_corpus(seed: int, cases: int) -> list[CasePlan]:
+    return [plan_case(seed, i, ORDER[i % len(ORDER)]) for i in range(cases)]
+
+
+# --- one case ------------------------------------------------------------------------------
+
+
+def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
+    """Encode one case, verify its clock on the written file, write its labels."""
+    rng = np.random.default_rng([plan.seed, 1])
+    built = recipes.RECIPES[plan.recipe](plan, rng, media_dir)
+    sc = built.scenario
+    vcodec = built.vcodec or plan.vcodec
+    media = out_dir / f"{plan.case_id}.{EXTENSIONS[plan.container]}"
+    programme = encode_scenario(sc, media, plan.container, vcodec if sc.video else None,
+                                plan.acodec if sc.audio else None, keyframes=built.keyframes)
+    ann = Annotations()
+    ann.extend(sc.annotations())
+    ann.extend(built.extra)
+    timing = verify.probe(media)
+    timing_info: dict[str, Any] = {"origin_pts_s": round(timing.origin_s, 6)}
+    if sc.video is not None:
+        verify.check_video_grid(timing, float(sc.video.spec.fps), sc.frame_count)
+    if sc.audio is not None and programme is not None:
+        offset = verify.audio_offset(timing, programme, sc.audio.spec.sample_rate)
+        if offset is None:
+            raise RuntimeError(f"{plan.case_id}: could not measure where the audio landed")
+        timing_info["audio_offset_s"] = round(offset, 6)
+        timing_info["first_audio_pts_s"] = round(timing.audio_start_s or 0.0, 6)
+        # Sub-sample residue is noise; a real encoder delay moves the audio labels.
+        if abs(offset) * sc.audio.spec.sample_rate >= 1:
+            ann = ann.shifted("audio", offset)
+    labels = {
+        "id": plan.case_id,
+        "file": media.name,
+        "seed": plan.seed,
+        "duration": round(sc.duration_s, 4),
+        "video": None if sc.video is None or vcodec is None else {
+            "codec": vcodec.name, "width": sc.video.spec.width, "height": sc.video.spec.height,
+            "fps": sc.video.spec.fps_label},
+        "audio": None if sc.audio is None or plan.acodec is None else {
+            "codec": plan.acodec.name, "sample_rate": sc.audio.spec.sample_rate, "channels": sc.audio.spec.channels},
+        "content": built.content,
+        **ann.clipped(sc.duration_s).to_json(),
+        "options": built.options,
+        "recipe": plan.recipe,
+        "container": plan.container,
+        "timing": timing_info,
+    }
+    path = out_dir / f"{plan.case_id}.json"
+    path.write_text(json.dumps(labels, indent=1) + "\n")
+    for src in (sc.video,):
+        if isinstance(src, clips.ClipContent):
+            src.close()
+    return path
+
+
+def _build_case_job(plan: CasePlan, out_dir: str, media_dir: str | None) -> str:
+    return str(build_case(plan, Path(out_dir), Path(media_dir) if media_dir else None))
+
+
+# --- the corpus ----------------------------------------------------------------------------
+
+
+def build_corpus(out_dir: Path, seed: int, cases: int = 48, media_dir: Path | None = None,
+                 progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> list[Path]:
+    """Write `cases` labelled cases and manifest.json into out_dir; return the label paths.
+
+    media_dir: real clips to use as content in some cases (default STREAMQC_MEDIA or
+    ../shared/media beside the repo; ignored when absent). The output depends only on
+    (seed, cases, whether media_dir exists).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if media_dir is None:
+        media_dir = clips.default_media_dir()
+    media = Path(media_dir) if Path(media_dir).is_dir() else None
+    plans = plan_corpus(seed, cases)
+    workers = workers or min(2, os.cpu_count() or 1)
+    done = 0
+    paths: dict[int, Path] = {}
+    if workers <= 1 or cases <= 1:
+        for i, plan in enumerate(plans):
+            paths[i] = build_case(plan, out_dir, media)
+            done += 1
+            if progress:
+                progress(done, cases)
+    else:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = {pool.submit(_build_case_job, plan, str(out_dir), str(media) if media else None): i
+                       for i, plan in enumerate(plans)}
+            for fut in as_completed(futures):
+                paths[futures[fut]] = Path(fut.result())
+                done += 1
+                if progress:
+                    progress(done, cases)
+    manifest = {"seed": seed, "generator": f"streamqc {streamqc.__version__}",
+                "cases": [p.case_id for p in plans]}
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return [paths[i] for i in range(cases)]
