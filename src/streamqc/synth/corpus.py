@@ -38,7 +38,7 @@ VIDEO_CODECS = ("h264", "hevc", "h264", "mpeg2video")
 AUDIO_CODECS = ("aac", "mp2", "ac3", "aac")
 CONTAINERS = ("ts", "mp4", "ts", "mkv")
 EXTENSIONS = {"ts": "ts", "mp4": "mp4", "mkv": "mkv"}
-BITRATE_PER_PIXEL_FRAME = 0.12  # bits; ~3.3 Mb/s for 720p30 H.264, enough to keep detail
+BITRATE_PER_PIXEL_FRAME = 0.1  # bits; ~2.8 Mb/s for 720p30 H.264, enough to keep detail
 REQUIRES_TS: frozenset[str] = frozenset()
 
 
@@ -74,7 +74,7 @@ def plan_case(seed: int, index: int, recipe: str) -> CasePlan:
     bframes = int(rng.choice([0, 2, 3])) if vname != "mpeg2video" else int(rng.choice([0, 2]))
     rate = float(fps) * width * height * BITRATE_PER_PIXEL_FRAME
     if vname == "mpeg2video":
-        rate *= 2.5
+        rate *= 1.8
     gop = int(round(float(fps) * float(rng.choice([1.0, 2.0]))))
     vcodec = VideoCodec(vname, bitrate_bps=int(rate), gop_frames=gop, bframes=bframes)
     sample_rate = 44100 if (aname != "ac3" and c % 5 == 2) else 48000
