@@ -33,6 +33,9 @@ class FreezeOptions:
     noise_factor: float = 6.0  # ... or less than this many robust noise deviations
     max_typical_change_levels: float = 2.5  # a median block change above this is motion everywhere
     max_changed_blocks: int = 1  # more changed blocks than this is motion
+    # A still black picture is video.black's to report; one defect, one page.
+    black_margin_levels: int = 20
+    black_fraction: float = 0.9
     major_after_s: float = 5.0
     critical_after_s: float = 30.0
 
@@ -47,7 +50,7 @@ class FreezeDetector(Detector):
         self._run = RunTracker(self.options.min_duration_s)
         self._reference: np.ndarray | None = None
         self._reference_time = 0.0
-        self._last_change = 0.0
+        self._reference_black = False
 
     def thumbnail(self, frame: VideoFrame) -> np.ndarray:
         # 2x2 samples per block: enough to average coding noise down, at a quarter of
@@ -77,7 +80,7 @@ class FreezeDetector(Detector):
         events: list[Event] = []
         reference = self._reference
         if reference is None or reference.shape != thumb.shape:
-            self._start_reference(thumb, frame.time)
+            self._start_reference(thumb, frame.time, frame.black_level)
             return events
         still, typical = self.is_still(thumb, reference)
         if still:
@@ -87,18 +90,20 @@ class FreezeDetector(Detector):
                 self._run.update(frame.time, True, frame.time + frame.duration)
         else:
             closed = self._run.update(frame.time, False, frame.time)
-            if closed:
+            if closed and not self._reference_black:
                 events.append(self._event(*closed))
-            self._start_reference(thumb, frame.time)
+            self._start_reference(thumb, frame.time, frame.black_level)
         return events
 
-    def _start_reference(self, thumb: np.ndarray, time: float) -> None:
+    def _start_reference(self, thumb: np.ndarray, time: float, black_level: int) -> None:
         self._reference = thumb
         self._reference_time = time
+        dark = np.count_nonzero(thumb <= black_level + self.options.black_margin_levels)
+        self._reference_black = dark >= self.options.black_fraction * thumb.size
 
     def finish(self, end: float) -> list[Event]:
         closed = self._run.finish(end)
-        return [self._event(*closed)] if closed else []
+        return [self._event(*closed)] if closed and not self._reference_black else []
 
     def _event(self, start: float, end: float) -> Event:
         o = self.options

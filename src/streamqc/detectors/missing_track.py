@@ -51,6 +51,10 @@ class MissingTrackDetector(Detector):
         events: list[Event] = []
         end = buffer.time + buffer.duration
         if media in self._lost_since:
+            if self._now - end > self.options.lost_after_s:
+                # A straggler (a decoder emptying its delay line), not the track coming back.
+                self._lost_since[media] = max(self._lost_since[media], end)
+                return events
             start = self._lost_since.pop(media)
             events.append(self._event(media, start, buffer.time, "lost"))
         self._last_end[media] = max(self._last_end.get(media, end), end)

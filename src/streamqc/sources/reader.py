@@ -338,6 +338,8 @@ class MediaReader:
             messages = self._log.drain(decoder)
             if video.corrupt or messages:
                 notes.append(StreamNote("decode_error", video.time, "video", {"corrupt_frame": video.corrupt, "messages": messages[:5]}))
+            if self._joining and video.time > self._joining[-1].time + self.options.audio_chunk_s:
+                self._waiting_audio.append(self._joined())  # audio stopped coming: don't sit on it
             yield from self._release_audio()
             yield from self._out(notes)
             notes = []

@@ -161,6 +161,8 @@ def speech_like(spec: AudioSpec, seed: int, seconds: float = 10.0) -> np.ndarray
     tt = np.arange(n) / sr
     pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * tt))
     voiced += 0.5 * np.sin(2 * np.pi * np.cumsum(pitch) / sr).astype(np.float32)
+    # Within a phrase the level swings with the syllables but never drops to the floor;
+    # between phrases only the room tone remains (real speech pauses are 0.2-0.7 s).
     env = np.zeros(n, np.float32)
     t = 0.1
     while t < seconds - 0.3:
@@ -169,14 +171,14 @@ def speech_like(spec: AudioSpec, seed: int, seconds: float = 10.0) -> np.ndarray
         s, e = int(t * sr), int(end * sr)
         syl = rng.uniform(3, 6)
         seg = np.arange(e - s) / sr
-        env[s:e] = np.maximum(0, np.sin(np.pi * syl * seg + rng.uniform(0, np.pi))) ** 1.5
+        env[s:e] = 0.3 + 0.7 * (0.5 + 0.5 * np.sin(2 * np.pi * syl * seg + rng.uniform(0, np.pi))) ** 2
         ramp = min(e - s, int(0.03 * sr))
         env[s : s + ramp] *= np.linspace(0, 1, ramp)
         env[e - ramp : e] *= np.linspace(1, 0, ramp)
         t = end + rng.uniform(0.2, 0.7)
     env = signal.sosfilt(signal.butter(2, 30, fs=sr, output="sos"), env).astype(np.float32)
     mono = voiced * np.clip(env, 0, None)
-    room = noise_bed(spec, seed + 1, seconds) * dbfs(-45)
+    room = noise_bed(spec, seed + 1, seconds) * dbfs(-36)
     return np.stack([mono, mono], axis=1) + room
 
 

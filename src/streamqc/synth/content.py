@@ -145,10 +145,15 @@ class TexturePan:
         self._u = to_chroma(fractal_noise(rng, ch, cw, beta=1.8), C_NEUTRAL + rng.uniform(-15, 15), swing)
         self._v = to_chroma(fractal_noise(rng, ch, cw, beta=1.8), C_NEUTRAL + rng.uniform(-15, 15), swing)
         angle = rng.uniform(0, 2 * math.pi)
-        self._vx = speed_px_s * math.cos(angle)
+        # At least ~1.2 px per frame horizontally: with whole-pixel offsets a slower pan
+        # would repeat frames, a stutter nobody labelled.
+        fps = float(spec.fps)
+        self._vx = math.copysign(max(abs(speed_px_s * math.cos(angle)), 1.2 * fps), math.cos(angle) or 1.0)
         self._vy = speed_px_s * math.sin(angle) * 0.5
         self._x0 = rng.uniform(0, self._tw - w)
         self._y0 = rng.uniform(0, self._th - h)
+        if night:
+            grain_sigma = max(grain_sigma, 1.0)  # low light: always some sensor noise
         self._grain = GrainBank(seed, h, w, grain_sigma) if grain_sigma > 0 else None
         self._night = night
         self.description = ("night scene pan (dark, detailed)" if night else "textured scene pan") + (
@@ -159,8 +164,8 @@ class TexturePan:
         w, h = self.spec.width, self.spec.height
         x = _bounce(self._x0, self._vx, self._tw - w, t)
         y = _bounce(self._y0, self._vy, self._th - h, t)
-        # Even offsets keep luma and 2x2-subsampled chroma aligned.
-        return int(x) & ~1, int(y) & ~1
+        # Chroma takes offset // 2: half a chroma pixel of misregistration at most.
+        return int(x), int(y)
 
     def render(self, index: int) -> np.ndarray:
         h, w = self.spec.height, self.spec.width

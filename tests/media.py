@@ -1,0 +1,58 @@
+"""Small real clips for tests, made with the corpus generator's parts and encoded by FFmpeg."""
+
+from __future__ import annotations
+
+import pathlib
+from fractions import Fraction
+from typing import Sequence
+
+from streamqc.synth.audio import programme
+from streamqc.synth.content import MovingObjects, TexturePan
+from streamqc.synth.defects import Defect
+from streamqc.synth.encode import AudioCodec, VideoCodec, encode_scenario
+from streamqc.synth.scenario import Scenario
+from streamqc.synth.spec import AudioSpec, VideoSpec
+
+VIDEO_SPEC = VideoSpec(320, 180, Fraction(25))
+AUDIO_SPEC = AudioSpec(48000, 2)
+
+
+def make_clip(
+    path: pathlib.Path,
+    seconds: float = 8.0,
+    defects: Sequence[Defect] = (),
+    container: str = "ts",
+    video: str | None = "h264",
+    audio: str | None = "aac",
+    content: str = "objects",
+    spec: VideoSpec = VIDEO_SPEC,
+    seed: int = 3,
+) -> pathlib.Path:
+    if content == "night":
+        picture = TexturePan(spec, seed, night=True)
+    elif content == "pan":
+        picture = TexturePan(spec, seed)
+    else:
+        picture = MovingObjects(spec, seed, grain_sigma=1.5)
+    scenario = Scenario(
+        video=picture if video else None,
+        audio=programme(AUDIO_SPEC, seed, "music") if audio else None,
+        duration_s=seconds,
+        defects=list(defects),
+    )
+    encode_scenario(
+        scenario,
+        path,
+        container,
+        VideoCodec(video, bitrate_bps=800_000) if video else None,
+        AudioCodec(audio) if audio else None,
+    )
+    return path
+
+
+def frame(seconds: float, spec: VideoSpec = VIDEO_SPEC) -> int:
+    return spec.index_at(seconds)
+
+
+def sample(seconds: float) -> int:
+    return AUDIO_SPEC.sample_at(seconds)
