@@ -40,6 +40,7 @@ def check(
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Detector option, e.g. freeze.min_duration_s=1 (repeatable).")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).")] = None,
     threads: Annotated[int, typer.Option(help="Decoder threads (0: FFmpeg chooses).")] = 0,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a network input to open or deliver data.")] = 10.0,
 ) -> None:
     """Check one input. Exit 0: no defects, 1: defects found, 2: input unreadable or bad options."""
     from streamqc.check import check_input
@@ -51,7 +52,7 @@ def check(
         options = load_options(config, set_)
         show_progress = err_console.is_terminal if progress is None else progress
         with _progress_bar(show_progress, input) as report:
-            result = check_input(input, options, duration=duration, progress=report, source=SourceOptions(threads=threads))
+            result = check_input(input, options, duration=duration, progress=report, source=SourceOptions(threads=threads, open_timeout_s=timeout, read_timeout_s=timeout))
     except StreamQCError as err:
         _fail(str(err))
     except KeyboardInterrupt:
