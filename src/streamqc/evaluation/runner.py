@@ -251,18 +251,23 @@ def _jsonable(value: Any) -> Any:
 
 
 def _explain(finding: Finding, case: CaseLabels) -> Finding:
-    """Name the hard negative a false alarm fell on: that is usually why it happened."""
+    """Name the hard negatives a false alarm overlaps: usually why it happened. Hard
+    negatives carry no kind (a dark scene, a quiet passage), so all of them are named."""
     if finding.what != "false_alarm":
         return finding
+    names = []
     for negative in case.hard_negatives:
         try:
             start, end = float(negative["start"]), float(negative["end"])
         except (KeyError, TypeError, ValueError):
             continue
+        if negative.get("kind") not in (None, finding.kind):
+            continue
         if finding.start <= end and start <= finding.end:
-            details = {**finding.details, "hard_negative": str(negative.get("what", ""))}
-            return dataclasses.replace(finding, details=details)
-    return finding
+            names.append(str(negative.get("what", "")))
+    if not names:
+        return finding
+    return dataclasses.replace(finding, details={**finding.details, "hard_negative": "; ".join(names)})
 
 
 def score_runs(
