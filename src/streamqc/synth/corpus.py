@@ -42,11 +42,24 @@ BITRATE_PER_PIXEL_FRAME = 0.1  # bits; ~2.8 Mb/s for 720p30 H.264, enough to kee
 REQUIRES_TS: frozenset[str] = frozenset()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Profile:
+    """Size limits of a corpus: FULL for evaluation, SMALL for quick tests."""
+
+    max_height: int = 1080
+    min_duration_s: float = 8.0
+    max_duration_s: float = 20.0
+
+
+FULL = Profile()
+SMALL = Profile(max_height=240, min_duration_s=6.0, max_duration_s=7.0)
+
+
 def _case_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
-def plan_case(seed: int, index: int, recipe: str) -> CasePlan:
+def plan_case(seed: int, index: int, recipe: str, profile: Profile = FULL) -> CasePlan:
     rng = np.random.default_rng([seed, index, 99])
     c = index + seed
     width, height = RESOLUTIONS[(3 * c) % len(RESOLUTIONS)]
@@ -56,7 +69,7 @@ def plan_case(seed: int, index: int, recipe: str) -> CasePlan:
     container = CONTAINERS[(c + c // 4) % len(CONTAINERS)]
     if recipe in REQUIRES_TS:
         container = "ts"
-    duration = float(rng.uniform(8, 20))
+    duration = float(rng.uniform(profile.min_duration_s, profile.max_duration_s))
     if vname == "hevc":
         # x265 is ~5x slower than x264 here: keep HEVC cases small.
         width, height = min((width, height), (960, 540))
@@ -68,6 +81,9 @@ def plan_case(seed: int, index: int, recipe: str) -> CasePlan:
     if fps > 30:
         width, height = min((width, height), (1280, 720))
         duration = min(duration, 12.0)
+    if height > profile.max_height:
+        width, height = (width * profile.max_height // height) & ~1, profile.max_height
+        duration = min(duration, profile.max_duration_s)
     video = VideoSpec(width, height, fps)
     frames = int(round(duration * float(fps)))
     duration = float(Fraction(frames) / fps)
@@ -87,8 +103,8 @@ def plan_case(seed: int, index: int, recipe: str) -> CasePlan:
     )
 
 
-def plan_corpus(seed: int, cases: int) -> list[CasePlan]:
-    return [plan_case(seed, i, ORDER[i % len(ORDER)]) for i in range(cases)]
+def plan_corpus(seed: int, cases: int, profile: Profile = FULL) -> list[CasePlan]:
+    return [plan_case(seed, i, ORDER[i % len(ORDER)], profile) for i in range(cases)]
 
 
 # --- one case ------------------------------------------------------------------------------
@@ -152,7 +168,8 @@ def _build_case_job(plan: CasePlan, out_dir: str, media_dir: str | None) -> str:
 
 
 def build_corpus(out_dir: Path, seed: int, cases: int = 48, media_dir: Path | None = None,
-                 progress: Callable[[int, int], None] | None = None, workers: int | None = None) -> list[Path]:
+                 progress: Callable[[int, int], None] | None = None, workers: int | None = None,
+                 profile: Profile = FULL) -> list[Path]:
     """Write `cases` labelled cases and manifest.json into out_dir; return the label paths.
 
     media_dir: real clips to use as content in some cases (default STREAMQC_MEDIA or
@@ -164,7 +181,7 @@ def build_corpus(out_dir: Path, seed: int, cases: int = 48, media_dir: Path | No
     if media_dir is None:
         media_dir = clips.default_media_dir()
     media = Path(media_dir) if Path(media_dir).is_dir() else None
-    plans = plan_corpus(seed, cases)
+    plans = plan_corpus(seed, cases, profile)
     workers = workers or min(2, os.cpu_count() or 1)
     done = 0
     paths: dict[int, Path] = {}

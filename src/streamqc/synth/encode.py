@@ -79,7 +79,11 @@ class EncoderSink:
                  audio: tuple[AudioSpec, AudioCodec] | None,
                  events: Sequence[Defect] = (), ts_offset_s: float = 1.4) -> None:
         fmt = CONTAINERS.get(container, container)
-        options = {"output_ts_offset": f"{ts_offset_s:.6f}"} if fmt == "mpegts" else {}
+        # bitexact: no random Matroska segment UID or version strings, so a seed gives
+        # byte-identical files.
+        options = {"fflags": "+bitexact"}
+        if fmt == "mpegts":
+            options["output_ts_offset"] = f"{ts_offset_s:.6f}"
         self.out = av.open(str(target), "w", format=fmt, options=options)
         self.vstream = self.astream = None
         self._events = list(events)

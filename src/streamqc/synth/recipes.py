@@ -58,11 +58,13 @@ class Timeline:
     def __init__(self, duration_s: float, rng: np.random.Generator, margin_s: float = 1.0) -> None:
         self.duration_s = duration_s
         self.rng = rng
-        self.busy: list[tuple[float, float]] = [(-1e9, margin_s), (duration_s - margin_s, 1e9)]
+        self.margin_s = margin_s
+        self.busy: list[tuple[float, float]] = []
 
     def place(self, length_s: float, gap_s: float = 1.0) -> float:
         """A start for `length_s`, at least gap_s clear of everything placed so far."""
-        busy = sorted(self.busy)
+        # The margins at both ends are gaps already; placed intervals need gap_s around.
+        busy = [(-1e9, self.margin_s - gap_s)] + sorted(self.busy) + [(self.duration_s - self.margin_s + gap_s, 1e9)]
         ranges = []  # feasible start ranges
         for (_, a_end), (b_start, _) in zip(busy, busy[1:]):
             lo, hi = a_end + gap_s, b_start - gap_s - length_s

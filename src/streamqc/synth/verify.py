@@ -117,12 +117,13 @@ def audio_offset(timing: Timing, programme: np.ndarray, rate: int, search_s: flo
     energy = (src[:usable] ** 2).reshape(-1, step).sum(axis=1)
     energy = np.convolve(energy, np.ones(8), "valid")
     order = np.argsort(energy)[::-1]
+    found: list[tuple[float, float]] = []  # (score, offset) per window
     for cand in order[:4]:
         n0 = int(cand * step)
         n0 = min(max(n0, 0), len(src) - win)
         ref = src[n0 : n0 + win]
         if np.sqrt(np.mean(ref * ref)) < 1e-4:
-            return None
+            break
         expect = int(round(n0 - timing.audio_start_s * rate))  # index of n0 in `dec` if offset 0
         pad = int(search_s * rate)
         lo, hi = max(0, expect - pad), min(len(dec), expect + win + pad)
@@ -137,8 +138,15 @@ def audio_offset(timing: Timing, programme: np.ndarray, rate: int, search_s: flo
         if score[k] < 0.5:
             continue
         j = lo + k  # decoded index where programme sample n0 sits
-        return (timing.audio_start_s + j / rate) - n0 / rate
-    return None
+        found.append((float(score[k]), (timing.audio_start_s + j / rate) - n0 / rate))
+    if not found:
+        return None
+    # Repetitive programme (music loops) can peak at a wrong lag in one window; the
+    # true lag is the one most windows agree on, then the best-scoring of those.
+    offsets = np.array([o for _, o in found])
+    votes = [(np.sum(np.abs(offsets - o) < 2 / rate), sc) for sc, o in found]
+    best = max(range(len(found)), key=lambda i: votes[i])
+    return found[best][1]
 
 
 def check_video_grid(timing: Timing, fps: float, frames: int, tolerance_s: float = 0.0012) -> None:
