@@ -1,27 +1,32 @@
 """FFmpeg's own detectors, run on a case through PyAV's filter graph: the anchor to beat.
 
-One decoding pass feeds three small filter graphs:
-  video:  buffer -> freezedetect -> blackdetect [-> blockdetect] -> buffersink
-  audio:  abuffer -> silencedetect (n=-60dB d=2)                   -> abuffersink
-  audio:  abuffer -> silencedetect (n=-90dB d=0.01), for dropouts  -> abuffersink
+One decoding pass feeds small filter graphs:
+  video:  buffer -> freezedetect -> blackdetect                   -> buffersink
+  video:  buffer -> blockdetect (only for video.corruption)       -> buffersink
+  audio:  abuffer -> silencedetect (n=-60dB d=2)                  -> abuffersink
+  audio:  abuffer -> silencedetect (n=-90dB d=0.01), for dropouts -> abuffersink
 The dropout detector gets its own graph because two silencedetect instances in one
-chain would write the same `lavfi.silence_*` metadata keys over each other.
+chain would write the same `lavfi.silence_*` metadata keys over each other;
+blockdetect gets its own because it needs a fresh state per frame (see
+ReferenceOptions.block_fresh_state).
 
 The filters report through frame metadata (`lavfi.freezedetect.freeze_start`,
 `lavfi.black_start`, `lavfi.silence_end`, `lavfi.block`, ...), which PyAV 18 exposes
 as `frame.metadata` on the frames pulled from the sink; no log scraping is needed.
-What the metadata does NOT carry, and what we therefore add to be faithful to the
-`ffmpeg` CLI's log output:
+Where the metadata differs from what the `ffmpeg` CLI prints, we follow the CLI:
 - blackdetect tags every black run, however short; its `d` only gates the log line,
   so runs shorter than `black_min_duration_s` are dropped here.
-- no filter tags an interval still open at the end of the input (the CLI logs some
-  of them from the filter's uninit); we close open intervals at the end of media.
+- no filter tags an interval still open when it is torn down (end of input, or a
+  format change that rebuilds the graph); the CLI logs some of them from the
+  filter's uninit, and we close them there.
+A dropout is a gap inside program audio: silencedetect intervals that open the
+audio or run to its end (encoder priming, AAC tail padding) are not dropouts.
 
 Clock: reported times are seconds from the first decoded video frame (the first
 audio sample when there is no video), the clock of `streamqc check` and of the
-corpus labels. Timestamp jumps are folded out before the frames enter the filters,
-as the `ffmpeg` CLI does for MPEG-TS inputs, so a discontinuity case is scored on
-the same continuous clock as streamqc.
+corpus labels. Timestamp jumps and 33-bit MPEG-TS wraps are folded out before the
+frames enter the filters (the CLI corrects TS discontinuities too), so a
+discontinuity case is scored on the same continuous clock as streamqc.
 """
 
 from __future__ import annotations
