@@ -106,7 +106,7 @@ def demo(
     """Make a short example stream with injected defects, check it, and compare with what was injected."""
     from streamqc.check import check_input
     from streamqc.report import print_demo
-    from streamqc.synth.demo import write_demo_clip
+    from streamqc.demo import write_demo_clip
 
     folder = keep or pathlib.Path(tempfile.mkdtemp(prefix="streamqc-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
