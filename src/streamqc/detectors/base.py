@@ -81,6 +81,24 @@ class RunTracker:
         return (start, end) if end - start >= self.min_duration_s else None
 
 
+class FrameSampler:
+    """Picks the frames a picture detector looks at: at most `max_fps` a second.
+
+    A freeze or a black screen lasts seconds; looking at 15 pictures a second finds its
+    start within a frame or two and halves the cost at 30 fps. 0 means every frame.
+    """
+
+    def __init__(self, max_fps: float) -> None:
+        self.interval = 1.0 / max_fps if max_fps > 0 else 0.0
+        self._next = float("-inf")
+
+    def wants(self, frame: VideoFrame) -> bool:
+        if frame.time + frame.duration * 0.5 < self._next:
+            return False
+        self._next = max(self._next + self.interval, frame.time + self.interval - frame.duration * 0.5)
+        return True
+
+
 class AudioWindows:
     """Cuts a stream of audio chunks into fixed windows, carrying the remainder over.
 

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from streamqc.detectors.base import Detector, RunTracker, severity_for
+from streamqc.detectors.base import Detector, FrameSampler, RunTracker, severity_for
 from streamqc.events import Event
 from streamqc.media import VideoFrame
 
@@ -21,6 +21,7 @@ from streamqc.media import VideoFrame
 @dataclasses.dataclass(frozen=True, slots=True)
 class BlackOptions:
     min_duration_s: float = 2.0
+    analysis_fps: float = 15.0  # pictures looked at per second, at most (0: every frame)
     black_margin_levels: int = 20  # a pixel within this many 8-bit levels above the black level is dark
     max_logo_fraction: float = 0.10  # the non-dark part may cover at most this fraction of the picture
     max_detail_levels: float = 3.0  # standard deviation of the dark pixels; above it there is a scene
@@ -36,6 +37,7 @@ class BlackDetector(Detector):
     def __init__(self, options: BlackOptions | None = None) -> None:
         super().__init__(options)
         self._run = RunTracker(self.options.min_duration_s)
+        self._sampler = FrameSampler(self.options.analysis_fps)
 
     def measure(self, frame: VideoFrame) -> tuple[bool, float, float]:
         """(is black, dark fraction, detail of the dark part in levels)."""
@@ -52,6 +54,10 @@ class BlackDetector(Detector):
         return detail <= o.max_detail_levels, fraction, detail
 
     def feed(self, frame: VideoFrame) -> list[Event]:
+        if not self._sampler.wants(frame):
+            if self._run.start is not None:
+                self._run.last_end = frame.time + frame.duration
+            return []
         black, _, _ = self.measure(frame)
         closed = self._run.update(frame.time, black, frame.time + frame.duration)
         return [self._event(*closed)] if closed else []

@@ -20,7 +20,7 @@ import dataclasses
 
 import numpy as np
 
-from streamqc.detectors.base import Detector, RunTracker, severity_for
+from streamqc.detectors.base import Detector, FrameSampler, RunTracker, severity_for
 from streamqc.events import Event
 from streamqc.media import VideoFrame
 
@@ -28,9 +28,10 @@ from streamqc.media import VideoFrame
 @dataclasses.dataclass(frozen=True, slots=True)
 class FreezeOptions:
     min_duration_s: float = 2.0  # stillness shorter than this is not reported
+    analysis_fps: float = 15.0  # pictures looked at per second, at most (0: every frame)
     block_px: int = 16  # side of the blocks compared, in source pixels
     change_floor_levels: float = 3.0  # a block mean moving less than this (8-bit luma) is unchanged
-    noise_factor: float = 6.0  # ... or less than this many robust noise deviations
+    noise_factor: float = 6.0  # ... or less than this many noise deviations (from the mean difference)
     max_typical_change_levels: float = 2.5  # a median block change above this is motion everywhere
     max_changed_blocks: int = 1  # more changed blocks than this is motion
     # A still black picture is video.black's to report; one defect, one page.
@@ -48,6 +49,7 @@ class FreezeDetector(Detector):
     def __init__(self, options: FreezeOptions | None = None) -> None:
         super().__init__(options)
         self._run = RunTracker(self.options.min_duration_s)
+        self._sampler = FrameSampler(self.options.analysis_fps)
         self._reference: np.ndarray | None = None
         self._reference_time = 0.0
         self._reference_black = False
@@ -76,6 +78,10 @@ class FreezeDetector(Detector):
         return changed <= self.options.max_changed_blocks, typical
 
     def feed(self, frame: VideoFrame) -> list[Event]:
+        if not self._sampler.wants(frame):
+            if self._run.start is not None:
+                self._run.last_end = frame.time + frame.duration
+            return []
         thumb = self.thumbnail(frame)
         events: list[Event] = []
         reference = self._reference

@@ -20,16 +20,16 @@ from typing import Any, Callable
 import numpy as np
 
 import streamqc
-from streamqc.synth import clips, recipes, verify
-from streamqc.synth.encode import AudioCodec, VideoCodec, encode_scenario
+from streamqc.synth import clips, damage, recipes, verify
+from streamqc.synth.encode import AudioCodec, EncoderSink, VideoCodec, encode_scenario
 from streamqc.synth.labels import Annotations
 from streamqc.synth.recipes import CasePlan
 from streamqc.synth.spec import AudioSpec, VideoSpec
 
 # Recipe order: the first cases of a small corpus already cover the most important kinds.
 ORDER = (
-    "freeze", "black", "silence", "dropouts", "freeze_keyframes", "black_logo",
-    "slide", "cadence", "calm",
+    "freeze", "black", "corrupt_drop", "silence", "dropouts", "corrupt_flip", "freeze_keyframes",
+    "black_logo", "corrupt_baked", "slide", "cadence", "calm",
 )
 
 RESOLUTIONS = ((640, 360), (960, 540), (1280, 720), (854, 480), (1280, 720), (640, 360), (1920, 1080))
@@ -39,7 +39,7 @@ AUDIO_CODECS = ("aac", "mp2", "ac3", "aac")
 CONTAINERS = ("ts", "mp4", "ts", "mkv")
 EXTENSIONS = {"ts": "ts", "mp4": "mp4", "mkv": "mkv"}
 BITRATE_PER_PIXEL_FRAME = 0.1  # bits; ~2.8 Mb/s for 720p30 H.264, enough to keep detail
-REQUIRES_TS: frozenset[str] = frozenset()
+REQUIRES_TS = frozenset({"corrupt_drop", "corrupt_flip"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,24 +117,34 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
     sc = built.scenario
     vcodec = built.vcodec or plan.vcodec
     media = out_dir / f"{plan.case_id}.{EXTENSIONS[plan.container]}"
-    programme = encode_scenario(sc, media, plan.container, vcodec if sc.video else None,
-                                plan.acodec if sc.audio else None, keyframes=built.keyframes)
     ann = Annotations()
     ann.extend(sc.annotations())
     ann.extend(built.extra)
-    timing = verify.probe(media)
-    timing_info: dict[str, Any] = {"origin_pts_s": round(timing.origin_s, 6)}
-    if sc.video is not None:
-        verify.check_video_grid(timing, float(sc.video.spec.fps), sc.frame_count)
-    if sc.audio is not None and programme is not None:
-        offset = verify.audio_offset(timing, programme, sc.audio.spec.sample_rate)
-        if offset is None:
-            raise RuntimeError(f"{plan.case_id}: could not measure where the audio landed")
-        timing_info["audio_offset_s"] = round(offset, 6)
-        timing_info["first_audio_pts_s"] = round(timing.audio_start_s or 0.0, 6)
-        # Sub-sample residue is noise; a real encoder delay moves the audio labels.
-        if abs(offset) * sc.audio.spec.sample_rate >= 1:
-            ann = ann.shifted("audio", offset)
+    with tempfile.TemporaryDirectory(prefix=f"{plan.case_id}-", dir=out_dir) as tmp:
+        damage_plan = built.post.get("damage")
+        # Damage needs a clean TS to break and to compare with; it is the file we verify.
+        encoded = Path(tmp) / "clean.ts" if damage_plan is not None else media
+        container = "ts" if damage_plan is not None else plan.container
+        programme = encode_scenario(sc, encoded, container, vcodec if sc.video else None,
+                                    plan.acodec if sc.audio else None, keyframes=built.keyframes)
+        timing = verify.probe(encoded)
+        timing_info: dict[str, Any] = {"origin_pts_s": round(timing.origin_s, 6)}
+        if sc.video is not None:
+            verify.check_video_grid(timing, float(sc.video.spec.fps), sc.frame_count)
+        if damage_plan is not None:
+            ann.extend(_damage(plan, built, sc, vcodec, encoded, media, Path(tmp), timing, programme))
+            if built.post.get("bake"):
+                timing = verify.probe(media)
+                verify.check_video_grid(timing, float(sc.video.spec.fps), sc.frame_count)
+        if sc.audio is not None and programme is not None:
+            offset = verify.audio_offset(timing, programme, sc.audio.spec.sample_rate)
+            if offset is None:
+                raise RuntimeError(f"{plan.case_id}: could not measure where the audio landed")
+            timing_info["audio_offset_s"] = round(offset, 6)
+            timing_info["first_audio_pts_s"] = round(timing.audio_start_s or 0.0, 6)
+            # Sub-sample residue is noise; a real encoder delay moves the audio labels.
+            if abs(offset) * sc.audio.spec.sample_rate >= 1:
+                ann = ann.shifted("audio", offset)
     labels = {
         "id": plan.case_id,
         "file": media.name,
@@ -158,6 +168,40 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
         if isinstance(src, clips.ClipContent):
             src.close()
     return path
+
+
+def _damage(plan: CasePlan, built: recipes.Built, sc: Any, vcodec: VideoCodec, clean: Path, media: Path,
+            tmp: Path, timing: verify.Timing, programme: np.ndarray | None) -> Annotations:
+    """Break the clean TS; label corruption from pixels; optionally bake it into a clean file."""
+    vspec = sc.video.spec
+    fps = float(vspec.fps)
+    damaged = media if not built.post.get("bake") else tmp / "damaged.ts"
+    data, report = damage.damage_ts(clean.read_bytes(), built.post["damage"], timing.origin_s, plan.seed)
+    damaged.write_bytes(data)
+    sink = None
+    if built.post.get("bake"):
+        aspec = sc.audio.spec if sc.audio is not None else None
+        sink = EncoderSink(media, plan.container, (vspec, vcodec),
+                           (aspec, plan.acodec) if aspec is not None and plan.acodec is not None else None)
+
+        def bake(i: int, pic: np.ndarray) -> None:
+            if aspec is not None and programme is not None:
+                s0 = aspec.sample_at(i / vspec.fps)
+                s1 = aspec.sample_at((i + 1) / vspec.fps)
+                sink.write_audio(s0, programme[s0:s1])
+            sink.write_video(i, pic)
+
+    try:
+        cmp = damage.compare(clean, damaged, fps, sc.frame_count, sink=bake if sink is not None else None)
+    finally:
+        if sink is not None:
+            sink.close()
+    ann = damage.corruption_annotations(cmp, fps)
+    if not built.post.get("bake"):
+        if abs(verify.probe(damaged).origin_s - timing.origin_s) > 1e-6:
+            raise RuntimeError(f"{plan.case_id}: damage moved the first frame")
+        ann.extend(damage.decode_error_annotations(report, cmp, timing.origin_s, fps, ann))
+    return ann
 
 
 def _build_case_job(plan: CasePlan, out_dir: str, media_dir: str | None) -> str:

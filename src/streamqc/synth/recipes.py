@@ -366,7 +366,50 @@ def calm(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
     return Built(Scenario(video, prog, d, defects), f"{video.description} + {prog.description}", extra=extra)
 
 
+def corruption(plan: CasePlan, rng: np.random.Generator, media: Path | None, mode: str = "drop",
+               bake: bool = False) -> Built:
+    """2-4 damage hits on detailed moving content: TS packets of the video PID dropped or flipped.
+
+    The labels come from decoding (corpus.py + damage.py), not from here. `bake` re-encodes
+    the damaged pictures cleanly into the plan's container.
+    """
+    from streamqc.synth.damage import Hit  # damage.py imports labels only; no cycle
+
+    v, a, d = plan.video, plan.audio, plan.duration_s
+    assert v is not None and a is not None
+    video = moving_content(v, plan.seed, rng, media, d)
+    prog = programme_audio(a, plan.seed, rng, media)
+    vt = Timeline(d, rng, margin_s=1.5)
+    hits = []
+    for _ in range(int(rng.integers(2, 5))):
+        at = vt.try_place(0.5, gap_s=2.0)
+        if at is None:
+            break
+        m = mode if mode != "mixed" else str(rng.choice(["drop", "flip"]))
+        n = int(rng.integers(3, 40)) if m == "drop" else int(rng.integers(1, 8))
+        hits.append(Hit(at, m, n))
+    hits.sort(key=lambda h: h.at_s)
+    what = "baked-in corruption (damaged decode re-encoded)" if bake else f"TS packets {mode}"
+    return Built(Scenario(video, prog, d), f"{video.description} + {prog.description}; {what}",
+                 post={"damage": hits, "bake": bake})
+
+
+def corrupt_drop(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    return corruption(plan, rng, media, "drop")
+
+
+def corrupt_flip(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    return corruption(plan, rng, media, "flip")
+
+
+def corrupt_baked(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    return corruption(plan, rng, media, "mixed", bake=True)
+
+
 RECIPES: dict[str, Recipe] = {
+    "corrupt_drop": corrupt_drop,
+    "corrupt_flip": corrupt_flip,
+    "corrupt_baked": corrupt_baked,
     "freeze": freeze,
     "black": black,
     "silence": silence,
@@ -381,7 +424,7 @@ RECIPES: dict[str, Recipe] = {
 
 def live_segment(seed: int, n: int, video: VideoSpec, audio: AudioSpec, duration_s: float) -> Scenario:
     """Segment n of a live channel: a random recipe at the channel's format, no post steps."""
-    names = [k for k in RECIPES]
+    names = [k for k in RECIPES if not k.startswith("corrupt")]  # post steps need a file
     rng = np.random.default_rng([seed, n, 7])
     name = str(rng.choice(names))
     plan = CasePlan(f"live-{n}", name, seed * 1000 + n, "ts", video, None, audio, None, duration_s)
