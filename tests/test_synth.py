@@ -213,3 +213,30 @@ def test_real_clip_content() -> None:
     assert np.abs(pics[0][:240].astype(int) - pics[11][:240]).mean() > 0.5  # it moves
     assert np.array_equal(src.render(3), pics[3])  # and re-renders identically
     src.close()
+
+
+def test_damaged_ts_gives_decoder_errors_and_corruption_labels(tmp_path: Path) -> None:
+    from streamqc.synth import damage
+
+    v = VideoSpec(320, 240, Fraction(25))
+    sc = Scenario(ct.MovingObjects(v, 3, count=4), None, 4.0)
+    clean = tmp_path / "clean.ts"
+    encode_scenario(sc, clean, "ts", VideoCodec("h264", bitrate_bps=600_000, gop_frames=25), None)
+    origin = verify.probe(clean).origin_s
+    hits = [damage.Hit(1.2, "drop", 12), damage.Hit(2.6, "flip", 4)]
+    data, report = damage.damage_ts(clean.read_bytes(), hits, origin, seed=1)
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(data)
+    assert report.dropped_packets == 12 and len(report.damaged_pts) == 2
+    errors: list[float] = []
+    with av.logging.Capture():
+        flagged = [f.pts_s for f in damage.decode_frames(damaged, errors) if f.corrupt]
+    assert flagged or errors  # the decoder noticed
+    cmp = damage.compare(clean, damaged, 25.0, sc.frame_count)
+    ann = damage.corruption_annotations(cmp, 25.0)
+    assert ann.labels and all(lab.kind == "video.corruption" for lab in ann.labels)
+    first = min(lab.start_s for lab in ann.labels)
+    assert 1.0 <= first <= 1.4  # where the first hit was
+    assert all(lab.details["area"] >= damage.VISIBLE_AREA for lab in ann.labels)
+    errs = damage.decode_error_annotations(report, cmp, origin, 25.0, ann)
+    assert any(lab.kind == "video.decode_error" and abs(lab.start_s - 1.2) < 0.2 for lab in errs.labels)

@@ -136,6 +136,7 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
             if built.post.get("bake"):
                 timing = verify.probe(media)
                 verify.check_video_grid(timing, float(sc.video.spec.fps), sc.frame_count)
+                timing_info["origin_pts_s"] = round(timing.origin_s, 6)
         if sc.audio is not None and programme is not None:
             offset = verify.audio_offset(timing, programme, sc.audio.spec.sample_rate)
             if offset is None:

@@ -390,8 +390,11 @@ def corruption(plan: CasePlan, rng: np.random.Generator, media: Path | None, mod
         hits.append(Hit(at, m, n))
     hits.sort(key=lambda h: h.at_s)
     what = "baked-in corruption (damaged decode re-encoded)" if bake else f"TS packets {mode}"
+    vcodec = None
+    if bake and plan.vcodec is not None and plan.vcodec.name == "hevc":
+        vcodec = dataclasses.replace(plan.vcodec, name="h264")  # two x265 passes cost too much
     return Built(Scenario(video, prog, d), f"{video.description} + {prog.description}; {what}",
-                 post={"damage": hits, "bake": bake})
+                 post={"damage": hits, "bake": bake}, vcodec=vcodec)
 
 
 def corrupt_drop(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
