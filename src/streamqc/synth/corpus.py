@@ -29,7 +29,8 @@ from streamqc.synth.spec import AudioSpec, VideoSpec
 # Recipe order: the first cases of a small corpus already cover the most important kinds.
 ORDER = (
     "freeze", "black", "corrupt_drop", "silence", "dropouts", "corrupt_flip", "freeze_keyframes",
-    "black_logo", "corrupt_baked", "slide", "cadence", "calm",
+    "black_logo", "corrupt_baked", "discontinuity", "format_change", "audio_loss", "slide",
+    "video_only", "audio_only", "cadence", "calm",
 )
 
 RESOLUTIONS = ((640, 360), (960, 540), (1280, 720), (854, 480), (1280, 720), (640, 360), (1920, 1080))
@@ -39,7 +40,7 @@ AUDIO_CODECS = ("aac", "mp2", "ac3", "aac")
 CONTAINERS = ("ts", "mp4", "ts", "mkv")
 EXTENSIONS = {"ts": "ts", "mp4": "mp4", "mkv": "mkv"}
 BITRATE_PER_PIXEL_FRAME = 0.1  # bits; ~2.8 Mb/s for 720p30 H.264, enough to keep detail
-REQUIRES_TS = frozenset({"corrupt_drop", "corrupt_flip"})
+REQUIRES_TS = frozenset({"corrupt_drop", "corrupt_flip", "discontinuity", "format_change"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -122,15 +123,26 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
     ann.extend(built.extra)
     with tempfile.TemporaryDirectory(prefix=f"{plan.case_id}-", dir=out_dir) as tmp:
         damage_plan = built.post.get("damage")
-        # Damage needs a clean TS to break and to compare with; it is the file we verify.
-        encoded = Path(tmp) / "clean.ts" if damage_plan is not None else media
-        container = "ts" if damage_plan is not None else plan.container
+        rewrite = damage_plan is not None or built.post.get("jump")
+        # Transport damage and jumps start from a clean TS, which is also the file verified.
+        encoded = Path(tmp) / "clean.ts" if rewrite else media
+        container = "ts" if rewrite else plan.container
         programme = encode_scenario(sc, encoded, container, vcodec if sc.video else None,
-                                    plan.acodec if sc.audio else None, keyframes=built.keyframes)
+                                    plan.acodec if sc.audio else None, keyframes=built.keyframes,
+                                    ts_offset_s=float(built.post.get("ts_offset_s", 1.4)))
         timing = verify.probe(encoded)
         timing_info: dict[str, Any] = {"origin_pts_s": round(timing.origin_s, 6)}
         if sc.video is not None:
             verify.check_video_grid(timing, float(sc.video.spec.fps), sc.frame_count)
+        if built.post.get("jump"):
+            _jump(sc, encoded, media, timing)
+        if built.post.get("audio_loss") and timing.audio is not None:
+            # The audio ends with the last whole codec frame before the loss point.
+            end_s = timing.audio_time_of(len(timing.audio))
+            for lab in ann.labels:
+                if lab.kind == "stream.missing_track":
+                    lab.start_s, lab.clock = end_s, "video"  # measured: on the check clock
+            timing_info["audio_end_s"] = round(end_s, 6)
         if damage_plan is not None:
             ann.extend(_damage(plan, built, sc, vcodec, encoded, media, Path(tmp), timing, programme))
             if built.post.get("bake"):
@@ -169,6 +181,27 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
         if isinstance(src, clips.ClipContent):
             src.close()
     return path
+
+
+def _jump(sc: Any, clean: Path, media: Path, timing: verify.Timing) -> None:
+    """Rewrite the clean TS's timestamps at each Discontinuity, then check the result."""
+    from streamqc.synth.defects import Discontinuity
+    from streamqc.synth import tspackets as tsp
+
+    vspec = sc.video.spec
+    pk = tsp.packets(clean.read_bytes())
+    jumps = sorted((d for d in sc.defects if isinstance(d, Discontinuity)), key=lambda d: d.frame)
+    # Half a millisecond early: the jump frame's own PES must be on the new time line.
+    tsp.jump_timestamps(pk, [(int(round((timing.origin_s + vspec.time_of(j.frame)) * damage.TS_CLOCK)) - 45,
+                              int(round(j.jump_s * damage.TS_CLOCK))) for j in jumps])
+    media.write_bytes(pk.tobytes())
+    after = verify.probe(media)
+    expect = np.arange(sc.frame_count) / float(vspec.fps)
+    for j in jumps:
+        expect[j.frame :] += j.jump_s
+    got = after.video_pts_s + (after.origin_s - timing.origin_s)
+    if len(got) != len(expect) or np.abs(np.sort(got) - np.sort(expect)).max() > 0.0012:
+        raise RuntimeError(f"{media.name}: timestamps after the jump are not where they should be")
 
 
 def _damage(plan: CasePlan, built: recipes.Built, sc: Any, vcodec: VideoCodec, clean: Path, media: Path,

@@ -21,7 +21,7 @@ from streamqc.synth import clips
 from streamqc.synth import content as ct
 from streamqc.synth import defects as df
 from streamqc.synth.encode import AudioCodec, VideoCodec
-from streamqc.synth.labels import Annotations, HardNegative
+from streamqc.synth.labels import Annotations, HardNegative, Label
 from streamqc.synth.scenario import Scenario
 from streamqc.synth.spec import AudioSpec, VideoSpec
 
@@ -409,7 +409,100 @@ def corrupt_baked(plan: CasePlan, rng: np.random.Generator, media: Path | None) 
     return corruption(plan, rng, media, "mixed", bake=True)
 
 
+def discontinuity(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """PTS jumps (forward and/or backward) of video and audio together; the picture goes on."""
+    v, a, d = plan.video, plan.audio, plan.duration_s
+    assert v is not None and a is not None
+    video = moving_content(v, plan.seed, rng, media, d)
+    prog = programme_audio(a, plan.seed, rng, media)
+    vt = Timeline(d, rng, margin_s=2.0)
+    jumps: list[df.Defect] = []
+    forward_first = bool(rng.random() < 0.5)
+    for n in range(1 if d < 12 else 2):
+        at = vt.try_place(0.1, gap_s=3.0)
+        if at is None:
+            break
+        forward = (n == 0) == forward_first
+        jump = float(rng.uniform(1.5, 30.0)) if forward else -float(rng.uniform(1.0, 6.0))
+        jumps.append(df.Discontinuity(v.index_at(at), round(jump, 3)))
+    jumps.sort(key=lambda j: j.frame)  # type: ignore[attr-defined]
+    return Built(Scenario(video, prog, d, jumps), f"{video.description} + {prog.description}",
+                 post={"jump": True, "ts_offset_s": 20.0},
+                 keyframes=[j.frame for j in jumps])  # type: ignore[attr-defined]
+
+
+def format_change(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """The picture size changes mid-stream, same PID, continuous timestamps."""
+    v, a, d = plan.video, plan.audio, plan.duration_s
+    assert v is not None and a is not None and plan.vcodec is not None
+    video = moving_content(v, plan.seed, rng, media, d)
+    prog = programme_audio(a, plan.seed, rng, media)
+    sizes = [(640, 360), (960, 540), (1280, 720), (720, 576), (854, 480)]
+    others = [s for s in sizes if s != (v.width, v.height) and s[1] <= max(v.height, 540)]
+    w, h = others[int(rng.integers(len(others)))]
+    at = float(rng.uniform(0.35, 0.65)) * d
+    change = df.FormatChange(v.index_at(at), w, h, from_size=(v.width, v.height))
+    vcodec = dataclasses.replace(plan.vcodec, bframes=0)  # the second encoder must follow on
+    return Built(Scenario(video, prog, d, [change]), f"{video.description} + {prog.description}",
+                 vcodec=vcodec, keyframes=[change.frame])
+
+
+def audio_loss(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """Audio packets stop mid-way while the video goes on."""
+    v, a, d = plan.video, plan.audio, plan.duration_s
+    assert v is not None and a is not None
+    video = moving_content(v, plan.seed, rng, media, d)
+    prog = programme_audio(a, plan.seed, rng, media)
+    stop = a.sample_at(float(rng.uniform(0.4, 0.75)) * d)
+    return Built(Scenario(video, prog, d, [df.AudioLoss(stop, d)]), f"{video.description} + {prog.description}",
+                 post={"audio_loss": True})
+
+
+def video_only(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """A file without an audio stream (check expects both): the absent track over [0, end]."""
+    v, d = plan.video, plan.duration_s
+    assert v is not None
+    video = moving_content(v, plan.seed, rng, media, d)
+    vt = Timeline(d, rng)
+    defects: list[df.Defect] = []
+    length = vt.longest(2.5, 4.0)
+    start = vt.try_place(length)
+    if start is not None:
+        first, end = _frames(v, start, length)
+        defects.append(df.Freeze(first, end, noise_sigma=float(rng.choice([0.0, 2.0])), seed=plan.seed))
+    extra = Annotations(labels=[Label("stream.missing_track", 0.0, d, {"track": "audio", "absent": True})])
+    return Built(Scenario(video, None, d, defects), f"{video.description}; no audio stream", extra=extra)
+
+
+def audio_only(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """A file without a video stream: the absent track over [0, end], plus audio defects."""
+    a, d = plan.audio, plan.duration_s
+    assert a is not None
+    prog = programme_audio(a, plan.seed, rng, media)
+    at = Timeline(d, rng)
+    defects: list[df.Defect] = []
+    length = at.longest(2.5, 4.0)
+    start = at.try_place(length)
+    if start is not None:
+        s0, s1 = _samples(a, start, length)
+        defects.append(df.Silence(s0, s1, floor_dbfs=None if rng.random() < 0.5 else -75.0, seed=plan.seed))
+    for _ in range(2):
+        length = float(rng.uniform(0.03, 0.5))
+        start = at.try_place(length, gap_s=0.7)
+        if start is not None:
+            s0, s1 = _samples(a, start, length)
+            defects.append(df.Dropout(s0, s1))
+    # On the check clock already (0 = first audio sample here): not moved with the audio.
+    extra = Annotations(labels=[Label("stream.missing_track", 0.0, d, {"track": "video", "absent": True})])
+    return Built(Scenario(None, prog, d, defects), f"{prog.description}; no video stream", extra=extra)
+
+
 RECIPES: dict[str, Recipe] = {
+    "discontinuity": discontinuity,
+    "format_change": format_change,
+    "audio_loss": audio_loss,
+    "video_only": video_only,
+    "audio_only": audio_only,
     "corrupt_drop": corrupt_drop,
     "corrupt_flip": corrupt_flip,
     "corrupt_baked": corrupt_baked,
@@ -427,7 +520,9 @@ RECIPES: dict[str, Recipe] = {
 
 def live_segment(seed: int, n: int, video: VideoSpec, audio: AudioSpec, duration_s: float) -> Scenario:
     """Segment n of a live channel: a random recipe at the channel's format, no post steps."""
-    names = [k for k in RECIPES if not k.startswith("corrupt")]  # post steps need a file
+    # Post steps need a finished file; a live channel keeps its format and both tracks.
+    names = [k for k in RECIPES if not k.startswith("corrupt") and k not in
+             ("discontinuity", "format_change", "audio_loss", "video_only", "audio_only")]
     rng = np.random.default_rng([seed, n, 7])
     name = str(rng.choice(names))
     plan = CasePlan(f"live-{n}", name, seed * 1000 + n, "ts", video, None, audio, None, duration_s)

@@ -143,26 +143,33 @@ def _write_pcr_base(b: np.ndarray, base: int) -> None:
     b[10] = (int(b[10]) & 0x7F) | ((base & 1) << 7)
 
 
-def jump_timestamps(pk: np.ndarray, from_pts: int, offset: int) -> int:
-    """Add `offset` (90 kHz) to every PTS/DTS at or after `from_pts`, and to PCRs after it.
+def jump_timestamps(pk: np.ndarray, jumps: list[tuple[int, int]]) -> list[int]:
+    """Move the clock: each (from_pts, offset) adds `offset` (90 kHz) from `from_pts` on.
 
-    Models an unannounced splice: from the first PES stamped at or after `from_pts`, every
-    elementary stream and the program clock continue on a new time line. Returns the
-    index of the packet where the new time line starts.
+    `from_pts` values are on the original time line and offsets accumulate, so any mix of
+    forward and backward jumps is unambiguous. Models an unannounced splice: from the
+    first PES stamped at or after a jump, every elementary stream and the program clock
+    continue on the new time line. Returns, per jump, the packet where it starts.
     """
+    jumps = sorted(jumps)
+    froms = np.array([f for f, _ in jumps], np.int64)
+    cum = np.cumsum([0] + [o for _, o in jumps])
     offs = payload_offsets(pk)
-    first_packet = len(pk)
-    starts = np.flatnonzero(unit_starts(pk))
-    for i in starts:
+    firsts = [len(pk)] * len(jumps)
+    for i in np.flatnonzero(unit_starts(pk)):
         h = pes_header(pk, int(i), offs)
         if h is None or h.pts is None or not (0xC0 <= h.stream_id <= 0xEF or h.stream_id == 0xBD):
             continue
-        if h.pts >= from_pts:
-            _write_ts(pk[i], h.pts_at, h.pts + offset)
-            if h.dts is not None:
-                _write_ts(pk[i], h.dts_at, h.dts + offset)
-            first_packet = min(first_packet, int(i))
+        k = int(np.searchsorted(froms, h.pts, side="right"))  # jumps at or before this PES
+        if k == 0:
+            continue
+        _write_ts(pk[i], h.pts_at, h.pts + int(cum[k]))
+        if h.dts is not None:
+            _write_ts(pk[i], h.dts_at, h.dts + int(cum[k]))
+        firsts[k - 1] = min(firsts[k - 1], int(i))
+    starts = np.array(firsts)
     for i, base in pcr_fields(pk):
-        if i >= first_packet:
-            _write_pcr_base(pk[i], base + offset)
-    return first_packet
+        k = int(np.searchsorted(starts, i, side="right"))  # time lines begun at or before i
+        if k:
+            _write_pcr_base(pk[i], base + int(cum[k]))
+    return firsts
