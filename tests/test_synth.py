@@ -182,7 +182,7 @@ def test_corpus_follows_the_format_contract(small_corpus: tuple[Path, list[Path]
             assert item["what"] and item["start"] <= item["end"]
         for item in case["ignore"]:
             assert item["kind"].startswith(KNOWN_PREFIXES)
-    assert {"video.freeze", "video.black", "audio.silence"} <= kinds
+    assert {"video.freeze", "video.black", "video.corruption", "video.decode_error"} <= kinds
 
 
 def test_corpus_is_deterministic(small_corpus: tuple[Path, list[Path]], tmp_path: Path) -> None:

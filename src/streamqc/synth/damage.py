@@ -235,10 +235,12 @@ def decode_error_annotations(report: DamageReport, cmp: Comparison, origin_s: fl
         e = max(touched) / TS_CLOCK - origin_s + frame_s
         # How far the damage reaches: until the corruption it caused ends.
         reach = max([end for start, end in ends.items() if s - 2 * frame_s <= start <= e + 2 * frame_s] + [e])
+        lost_times = np.flatnonzero(np.isnan(cmp.areas)) / fps
         noticed = (
             np.any((corrupt_times >= s - frame_s) & (corrupt_times <= reach + frame_s))
+            or np.any((lost_times >= s - frame_s) & (lost_times <= e + frame_s))
             or any(s - 0.5 <= t <= reach + 0.5 for t in cmp.decode_errors_s)
-            or reach > e
+            or any(lab.start_s <= e + 2 * frame_s and lab.end_s >= s - frame_s for lab in corruption.labels)
         )
         if noticed:
             ann.labels.append(Label("video.decode_error", s, e, {"frames": len(touched)}))
