@@ -41,6 +41,8 @@ def check(
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar on stderr (default: when stderr is a terminal).")] = None,
     threads: Annotated[int, typer.Option(help="Decoder threads (0: FFmpeg chooses).")] = 0,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a network input to open or deliver data.")] = 10.0,
+    video_track: Annotated[Optional[int], typer.Option(help="Video track to check, by stream index (default: FFmpeg's best).")] = None,
+    audio_track: Annotated[Optional[int], typer.Option(help="Audio track to check, by stream index (default: FFmpeg's best).")] = None,
 ) -> None:
     """Check one input. Exit 0: no defects, 1: defects found, 2: input unreadable or bad options."""
     from streamqc.check import check_input
@@ -52,7 +54,14 @@ def check(
         options = load_options(config, set_)
         show_progress = err_console.is_terminal if progress is None else progress
         with _progress_bar(show_progress, input) as report:
-            result = check_input(input, options, duration=duration, progress=report, source=SourceOptions(threads=threads, open_timeout_s=timeout, read_timeout_s=timeout))
+            result = check_input(input, options, duration=duration, progress=report, source=SourceOptions(
+                    threads=threads,
+                    open_timeout_s=timeout,
+                    read_timeout_s=timeout,
+                    video_track=video_track,
+                    audio_track=audio_track,
+                ),
+            )
     except StreamQCError as err:
         _fail(str(err))
     except KeyboardInterrupt:

@@ -43,6 +43,9 @@ class SourceOptions:
     read_timeout_s: float = 10.0
     video: bool = True
     audio: bool = True
+    # which track to decode, by stream index as ffprobe lists it; None: FFmpeg's best
+    video_track: int | None = None
+    audio_track: int | None = None
     keep_av_frame: bool = False  # keep PyAV frames on VideoFrame (chroma detectors need them)
     # audio arriving before any video frame waits this long for the clock's origin
     origin_wait_s: float = 3.0
@@ -208,6 +211,13 @@ class MediaReader:
     # -- set-up -------------------------------------------------------------
     def _pick(self, kind: str):
         candidates = [s for s in self._container.streams if s.type == kind and _decodable(s)]
+        wanted = self.options.video_track if kind == "video" else self.options.audio_track
+        if wanted is not None:
+            chosen = [s for s in candidates if s.index == wanted]
+            if not chosen:
+                found = ", ".join(str(s.index) for s in candidates) or "none"
+                raise InputError(f"no decodable {kind} track #{wanted} in {self.url} ({kind} tracks: {found})")
+            return chosen[0]
         if not candidates:
             return None
         related = self.video_stream if kind == "audio" else None
@@ -229,9 +239,13 @@ class MediaReader:
             ctx = self.video_stream.codec_context
             rate = self.video_stream.average_rate or self.video_stream.guessed_rate
             video = TrackInfo(_codec_name(ctx), {"width": ctx.width, "height": ctx.height, "fps": round(float(rate), 3) if rate else None})
+            if len(self._container.streams.video) > 1:
+                video.details["track"] = self.video_stream.index
         if self.audio_stream is not None:
             ctx = self.audio_stream.codec_context
             audio = TrackInfo(_codec_name(ctx), {"sample_rate": ctx.sample_rate, "channels": ctx.channels})
+            if len(self._container.streams.audio) > 1:
+                audio.details["track"] = self.audio_stream.index
         counts = collections.Counter(s.type for s in self._container.streams)
         duration = self._container.duration / 1_000_000 if self._container.duration else None
         return MediaInfo(self.url, self._container.format.name, duration, video, audio, dict(counts))

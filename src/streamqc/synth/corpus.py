@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 import streamqc
+from streamqc.synth import audio as au
 from streamqc.synth import clips, damage, recipes, verify
 from streamqc.synth.encode import AudioCodec, EncoderSink, VideoCodec, encode_scenario
 from streamqc.synth.labels import Annotations
@@ -30,7 +31,8 @@ from streamqc.synth.spec import AudioSpec, VideoSpec
 ORDER = (
     "freeze", "black", "corrupt_drop", "silence", "dropouts", "corrupt_flip", "freeze_keyframes",
     "black_logo", "corrupt_baked", "discontinuity", "format_change", "audio_loss", "slide",
-    "video_only", "audio_only", "cadence", "calm",
+    "video_only", "audio_only", "cadence", "calm", "av_sync", "clipping", "clicks", "loudness",
+    "stutter",
 )
 
 RESOLUTIONS = ((640, 360), (960, 540), (1280, 720), (854, 480), (1280, 720), (640, 360), (1920, 1080))
@@ -143,6 +145,11 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
                 if lab.kind == "stream.missing_track":
                     lab.start_s, lab.clock = end_s, "video"  # measured: on the check clock
             timing_info["audio_end_s"] = round(end_s, 6)
+        if built.post.get("measure_lufs") and programme is not None and sc.audio is not None:
+            lufs = round(au.integrated_lufs(programme, sc.audio.spec.sample_rate), 1)
+            for lab in ann.labels:
+                if lab.kind == "audio.loudness":
+                    lab.details["lufs"] = lufs
         if damage_plan is not None:
             ann.extend(_damage(plan, built, sc, vcodec, encoded, media, Path(tmp), timing, programme))
             if built.post.get("bake"):

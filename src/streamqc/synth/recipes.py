@@ -497,7 +497,110 @@ def audio_only(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> 
     return Built(Scenario(None, prog, d, defects), f"{prog.description}; no video stream", extra=extra)
 
 
+def av_sync(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """Flashes and beeps at the same instants in moving content, then the audio shifted.
+
+    Offsets beyond BT.1359 (lag > 125 ms, lead > 45 ms) are labels; some cases carry a
+    small offset inside the tolerance as a hard negative instead.
+    """
+    v, a, d = plan.video, plan.audio, plan.duration_s
+    assert v is not None and a is not None
+    base = moving_content(v, plan.seed, rng, media, d)
+    # Irregular intervals: a periodic pattern would let a lag of one period look like sync.
+    times, t = [], float(rng.uniform(0.5, 1.5))
+    while t < d - 0.5:
+        times.append(t)
+        t += float(rng.uniform(1.2, 2.6))
+    frames = [v.index_at(x) for x in times]
+    video = ct.Flashes(base, frames)
+    prog = au.Beeps(programme_audio(a, plan.seed, rng, media, kinds=("music", "speech", "noise")),
+                    [a.sample_at(v.time_of(i)) for i in frames], level_dbfs=-9)
+    kind = int(rng.integers(3))
+    if kind == 0:
+        offset = float(rng.uniform(150, 400))
+    elif kind == 1:
+        offset = -float(rng.uniform(70, 200))
+    else:
+        offset = float(rng.choice([-1, 1])) * float(rng.uniform(10, 35))
+    offset = round(offset)
+    return Built(Scenario(video, prog, d, [df.AvOffset(offset, a.sample_rate, d)]),
+                 f"{video.description} + {prog.description}")
+
+
+def clipping(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """1-2 passages driven into full scale, on one channel or both."""
+    v, a, d = plan.video, plan.audio, plan.duration_s
+    assert a is not None
+    video = moving_content(v, plan.seed, rng, media, d) if v is not None else None
+    prog = programme_audio(a, plan.seed, rng, media, kinds=("music", "mix", "real"))
+    at = Timeline(d, rng)
+    defects: list[df.Defect] = []
+    for _ in range(int(rng.integers(1, 3))):
+        length = float(rng.uniform(1.0, 3.0))
+        start = at.try_place(length)
+        if start is None:
+            break
+        s0, s1 = _samples(a, start, length)
+        chans = [(0,), (1,), (0, 1)][int(rng.integers(3))] if a.channels == 2 else (0,)
+        defects.append(df.Clipping(s0, s1, chans, gain_db=round(float(rng.uniform(12, 20)), 1)))
+    desc = (video.description + " + " if video else "") + prog.description
+    return Built(Scenario(video, prog, d, defects), desc)
+
+
+def clicks(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """3-6 isolated clicks (impulses and short steps) in smooth programme audio."""
+    v, a, d = plan.video, plan.audio, plan.duration_s
+    assert a is not None
+    video = moving_content(v, plan.seed, rng, media, d) if v is not None else None
+    prog = programme_audio(a, plan.seed, rng, media, kinds=("music", "speech", "noise"))
+    at = Timeline(d, rng)
+    positions = []
+    for _ in range(int(rng.integers(3, 7))):
+        start = at.try_place(0.01, gap_s=0.8)
+        if start is not None:
+            positions.append(a.sample_at(start))
+    defects: list[df.Defect] = [df.Clicks(sorted(positions), amplitude=float(rng.uniform(0.3, 0.9)), seed=plan.seed)]
+    desc = (video.description + " + " if video else "") + prog.description
+    return Built(Scenario(video, prog, d, defects), desc)
+
+
+def loudness(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """The whole programme far from -23 LUFS: hot (about -12) or quiet (about -37)."""
+    v, a, d = plan.video, plan.audio, plan.duration_s
+    assert a is not None
+    video = moving_content(v, plan.seed, rng, media, d) if v is not None else None
+    prog = programme_audio(a, plan.seed, rng, media)
+    gain = float(rng.uniform(10, 13)) if rng.random() < 0.5 else -float(rng.uniform(10, 16))
+    desc = (video.description + " + " if video else "") + prog.description
+    return Built(Scenario(video, prog, d, [df.Loudness(round(gain, 1), d)]), desc, post={"measure_lufs": True})
+
+
+def stutter(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """Frames repeated and skipped irregularly for a few seconds of a steady pan."""
+    v, a, d = plan.video, plan.audio, plan.duration_s
+    assert v is not None and a is not None
+    video: ct.VideoContent = ct.TexturePan(v, plan.seed, speed_px_s=float(rng.uniform(4, 10)) * float(v.fps))
+    if media is not None and rng.random() < 0.3:
+        video = moving_content(v, plan.seed, rng, media, d)
+    prog = programme_audio(a, plan.seed, rng, media)
+    vt = Timeline(d, rng)
+    defects: list[df.Defect] = []
+    for n in range(1 if d < 14 else 2):
+        length = vt.longest(2.0, 5.0)
+        start = vt.try_place(length, gap_s=1.5)
+        if start is None:
+            break
+        first, end = _frames(v, start, length)
+        defects.append(df.Stutter(first, end, events=int(rng.integers(3, 7)), seed=plan.seed + n))
+    return Built(Scenario(video, prog, d, defects), f"{video.description} + {prog.description}")
+
+
 RECIPES: dict[str, Recipe] = {
+    "av_sync": av_sync,
+    "clipping": clipping,
+    "clicks": clicks,
+    "loudness": loudness,
+    "stutter": stutter,
     "discontinuity": discontinuity,
     "format_change": format_change,
     "audio_loss": audio_loss,

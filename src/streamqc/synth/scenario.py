@@ -115,7 +115,7 @@ class Channel:
         self.seed = seed
         self.video_spec = video or VideoSpec(1280, 720, Fraction(25))
         self.audio_spec = audio or AudioSpec(48000, 2)
-        self.segment_s = segment_s
+        self.segment_s = max(segment_s, 10.0)  # recipes need room for a defect and its gaps
         self.labels = Annotations()
 
     def segments(self) -> Iterator[Scenario]:
@@ -131,10 +131,13 @@ class Channel:
         frame0 = 0
         for seg in self.segments():
             offset_s = v.time_of(frame0)
+            seg_sample0 = a.sample_at(offset_s)
             ann = seg.annotations()
             self.labels.extend(ann.shifted("video", offset_s).shifted("audio", offset_s))
-            for tick in seg.ticks():
-                i = frame0 + tick.index
-                s0 = a.sample_at(float(i / v.fps))
-                yield Tick(i, v.time_of(i), tick.picture, s0, tick.audio)
+            for k in range(seg.frame_count):
+                i = frame0 + k
+                # Audio on the channel's own sample grid, so blocks join without a gap.
+                s0, s1 = a.sample_at(float(i / v.fps)), a.sample_at(float((i + 1) / v.fps))
+                samples = seg.audio_block(s0 - seg_sample0, s1 - s0)
+                yield Tick(i, v.time_of(i), seg.picture(k), s0, samples)
             frame0 += seg.frame_count
