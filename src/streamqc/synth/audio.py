@@ -15,6 +15,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 import pyloudnorm
+from scipy import fft as sp_fft
 from scipy import signal
 
 from streamqc.synth.spec import AudioSpec
@@ -41,6 +42,17 @@ def integrated_lufs(samples: np.ndarray, sample_rate: int) -> float:
     return float(meter.integrated_loudness(samples.astype(np.float64)))
 
 
+def to_channels(buffer: np.ndarray, channels: int) -> np.ndarray:
+    """Stereo (or any) buffer to `channels`: mono is the mean, more channels repeat."""
+    if buffer.ndim == 1:
+        buffer = buffer[:, None]
+    if buffer.shape[1] == channels:
+        return buffer
+    if channels == 1:
+        return buffer.mean(axis=1, keepdims=True)
+    return np.repeat(buffer[:, :1], channels, axis=1)
+
+
 class Loop:
     """An endless programme made by looping a buffer whose ends are cross-faded.
 
@@ -49,10 +61,7 @@ class Loop:
 
     def __init__(self, spec: AudioSpec, buffer: np.ndarray, description: str, fade_s: float = 0.05) -> None:
         fade = int(fade_s * spec.sample_rate)
-        if buffer.ndim == 1:
-            buffer = buffer[:, None]
-        if buffer.shape[1] != spec.channels:
-            buffer = np.repeat(buffer[:, :1], spec.channels, axis=1)
+        buffer = to_channels(buffer, spec.channels)
         body = buffer[: len(buffer) - fade].copy()
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)[:, None]
         body[:fade] = body[:fade] * ramp + buffer[len(buffer) - fade :] * (1 - ramp)
@@ -135,11 +144,12 @@ def noise_bed(spec: AudioSpec, seed: int, seconds: float = 8.0, tilt: float = 1.
     rng = np.random.default_rng([seed, 11])
     sr = spec.sample_rate
     n = int(seconds * sr)
-    white = rng.standard_normal((n, 2)).astype(np.float32)
-    spec_ = np.fft.rfft(white, axis=0)
-    f = np.fft.rfftfreq(n, 1 / sr)
+    m = sp_fft.next_fast_len(n, real=True)  # an awkward length makes the FFT 10x slower
+    white = rng.standard_normal((m, 2)).astype(np.float32)
+    spec_ = sp_fft.rfft(white, axis=0, workers=1)
+    f = sp_fft.rfftfreq(m, 1 / sr)
     f[0] = 1
-    shaped = np.fft.irfft(spec_ * (f ** (-tilt / 2))[:, None], n=n, axis=0)
+    shaped = sp_fft.irfft(spec_ * (f ** (-tilt / 2)).astype(np.float32)[:, None], n=m, axis=0, workers=1)[:n]
     shaped /= shaped.std() + 1e-9
     mod = 1 + 0.3 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * np.arange(n) / sr)
     return (shaped * mod[:, None]).astype(np.float32)
@@ -199,7 +209,30 @@ def programme(spec: AudioSpec, seed: int, kind: str, seconds: float = 12.0) -> L
         desc = "speech over a music bed"
     else:
         raise ValueError(f"unknown audio programme {kind!r}")
-    return Loop(spec, normalise(buf, sr), desc)
+    # Normalise what will be played: a mono mix is 3 dB below its stereo source.
+    return Loop(spec, normalise(to_channels(buf, spec.channels), sr), desc)
+
+
+class Scaled:
+    """A programme at a fixed gain (level corrections after mixing in beeps and the like)."""
+
+    def __init__(self, base: AudioContent, gain: float) -> None:
+        self.spec = base.spec
+        self._base = base
+        self.gain = gain
+        self.description = base.description
+
+    def render(self, start: int, n: int) -> np.ndarray:
+        return self._base.render(start, n) * np.float32(self.gain)
+
+
+def levelled(content: AudioContent, seconds: float, target_lufs: float = TARGET_LUFS) -> AudioContent:
+    """`content` scaled so that its first `seconds` measure `target_lufs` (within 0.1 LU)."""
+    n = int(seconds * content.spec.sample_rate)
+    lufs = integrated_lufs(content.render(0, n), content.spec.sample_rate)
+    if not math.isfinite(lufs) or abs(lufs - target_lufs) < 0.1:
+        return content
+    return Scaled(content, dbfs(target_lufs - lufs))
 
 
 class Beeps:

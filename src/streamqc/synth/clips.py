@@ -18,7 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from streamqc.synth.audio import Loop, normalise
+from streamqc.synth.audio import Loop, normalise, to_channels
 from streamqc.synth.spec import AudioSpec, VideoSpec, planes
 
 # Clips with motion and a known, decodable layout (see shared/media/MANIFEST.md).
@@ -255,5 +255,5 @@ def real_audio(spec: AudioSpec, media_dir: Path, rel: str, seconds: float = 14.0
     a, b = best[0] * win, min(best[1] * win, best[0] * win + int(seconds * sr))
     if b - a < 3 * sr:
         return None
-    seg = stereo[a:b]
+    seg = to_channels(stereo[a:b], spec.channels)
     return Loop(spec, normalise(seg, sr), f"real recording {path.name}")

@@ -118,6 +118,10 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
     rng = np.random.default_rng([plan.seed, 1])
     built = recipes.RECIPES[plan.recipe](plan, rng, media_dir)
     sc = built.scenario
+    if sc.audio is not None:
+        # Whatever the recipe mixed (beeps, a looped recording), the programme plays at
+        # -23 LUFS: only an injected loudness defect may be off target.
+        sc.audio = au.levelled(sc.audio, sc.duration_s)
     vcodec = built.vcodec or plan.vcodec
     media = out_dir / f"{plan.case_id}.{EXTENSIONS[plan.container]}"
     ann = Annotations()
@@ -227,8 +231,8 @@ def _damage(plan: CasePlan, built: recipes.Built, sc: Any, vcodec: VideoCodec, c
 
         def bake(i: int, pic: np.ndarray) -> None:
             if aspec is not None and programme is not None:
-                s0 = aspec.sample_at(i / vspec.fps)
-                s1 = aspec.sample_at((i + 1) / vspec.fps)
+                s0 = aspec.sample_at(vspec.time_of(i))
+                s1 = aspec.sample_at(vspec.time_of(i + 1))
                 sink.write_audio(s0, programme[s0:s1])
             sink.write_video(i, pic)
 

@@ -96,6 +96,7 @@ class EncoderSink:
             _configure_video(self.vstream.codec_context, self.vspec, self.vcodec, self.vspec.width, self.vspec.height)
             self._venc: Any = self.vstream.codec_context
             self._vsize = (self.vspec.width, self.vspec.height)
+            self._vtb = Fraction(1) / self.vspec.fps
         if audio is not None:
             self.aspec, self.acodec = audio
             self.astream = self.out.add_stream(ENCODERS[self.acodec.name], rate=self.aspec.sample_rate)
@@ -107,6 +108,7 @@ class EncoderSink:
             self._pending = np.zeros((0, self.aspec.channels), np.float32)
             self._pending_start = 0
             self._frame_size = 0
+            self._atb = Fraction(1, self.aspec.sample_rate)
 
     # --- video -----------------------------------------------------------------------
 
@@ -119,7 +121,7 @@ class EncoderSink:
             pic = _resize(pic, *self._vsize)
         frame = av.VideoFrame.from_ndarray(pic, format="yuv420p")
         frame.pts = index
-        frame.time_base = Fraction(1) / self.vspec.fps
+        frame.time_base = self._vtb
         if keyframe:
             frame.pict_type = av.video.frame.PictureType.I
         self._mux_video(self._venc.encode(frame))
@@ -174,7 +176,7 @@ class EncoderSink:
         frame = av.AudioFrame.from_ndarray(arr, format=self._afmt.name, layout=self.astream.codec_context.layout.name)
         frame.sample_rate = self.aspec.sample_rate
         frame.pts = start
-        frame.time_base = Fraction(1, self.aspec.sample_rate)
+        frame.time_base = self._atb
         self._mux_audio(self.astream.encode(frame))
 
     def _mux_audio(self, packets: list[av.Packet]) -> None:

@@ -629,4 +629,7 @@ def live_segment(seed: int, n: int, video: VideoSpec, audio: AudioSpec, duration
     rng = np.random.default_rng([seed, n, 7])
     name = str(rng.choice(names))
     plan = CasePlan(f"live-{n}", name, seed * 1000 + n, "ts", video, None, audio, None, duration_s)
-    return RECIPES[name](plan, rng, None).scenario
+    sc = RECIPES[name](plan, rng, None).scenario
+    if sc.audio is not None:
+        sc.audio = au.levelled(sc.audio, duration_s)
+    return sc

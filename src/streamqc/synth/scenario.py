@@ -84,8 +84,8 @@ class Scenario:
             pic = self.picture(i)
             samples = None
             if a is not None:
-                s0 = a.sample_at(float(i / v.fps))
-                s1 = a.sample_at(float((i + 1) / v.fps))
+                s0 = a.sample_at(v.time_of(i))
+                s1 = a.sample_at(v.time_of(i + 1))
                 samples = self.audio_block(s0, s1 - s0)
                 yield Tick(i, v.time_of(i), pic, s0, samples)
             else:
@@ -137,7 +137,7 @@ class Channel:
             for k in range(seg.frame_count):
                 i = frame0 + k
                 # Audio on the channel's own sample grid, so blocks join without a gap.
-                s0, s1 = a.sample_at(float(i / v.fps)), a.sample_at(float((i + 1) / v.fps))
+                s0, s1 = a.sample_at(v.time_of(i)), a.sample_at(v.time_of(i + 1))
                 samples = seg.audio_block(s0 - seg_sample0, s1 - s0)
                 yield Tick(i, v.time_of(i), seg.picture(k), s0, samples)
             frame0 += seg.frame_count

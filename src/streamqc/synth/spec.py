@@ -31,7 +31,7 @@ class VideoSpec:
             raise ValueError(f"{self.width}x{self.height}: width must be even and height a multiple of 4")
 
     def time_of(self, index: int) -> float:
-        return float(index / self.fps)
+        return index * self.fps.denominator / self.fps.numerator
 
     def index_at(self, time_s: float) -> int:
         """The first frame shown at or after `time_s` (frame i is shown from i / fps)."""
