@@ -20,7 +20,7 @@ freeze may not move blocks more than `max_refresh_levels` on average, so a cut b
 two stills is not one freeze.
 
 The threshold adapts to the noise: a block has changed when its difference is well
-above both an absolute floor and the typical (mean) difference of all blocks.
+above both an absolute floor and the typical (median) difference of all blocks.
 A picture with more than a few changed blocks, or whose typical difference is itself
 large, is moving.
 """
@@ -41,10 +41,12 @@ class FreezeOptions:
     min_duration_s: float = 2.0  # stillness shorter than this is not reported
     analysis_fps: float = 15.0  # pictures looked at per second, at most (0: every frame)
     block_px: int = 16  # side of the blocks compared, in source pixels
-    change_floor_levels: float = 3.0  # a block mean moving less than this (8-bit luma) is unchanged
-    noise_factor: float = 6.0  # ... or less than this many noise deviations (from the mean difference)
+    change_floor_levels: float = 5.0  # a block mean moving less than this (8-bit luma) is unchanged
+    noise_factor: float = 6.0  # ... or less than this many noise deviations (from the median difference)
     max_typical_change_levels: float = 2.5  # a median block change above this is motion everywhere
-    max_changed_blocks: int = 1  # more changed blocks than this is motion
+    # more changed blocks than this fraction of the picture (at least one) is motion;
+    # fewer is an encoder refining a few blocks of a frozen picture
+    max_changed_fraction: float = 0.002
     max_refresh_levels: float = 12.0  # a keyframe/refinement step inside a freeze moves blocks less than this on average
     hold_ratio: float = 0.25  # after a refresh the picture changes at most this fraction of the step
     motion_frames: int = 5  # changes in this many analysed frames in a row are motion
@@ -86,14 +88,17 @@ class FreezeDetector(Detector):
         diff = np.abs(thumb - reference)
         if float(diff.max()) <= min(self.options.change_floor_levels, self.options.max_typical_change_levels):
             return True, 0.0  # the common frozen case, in one pass
-        # The mean absolute difference is the noise scale (0.8 sigma for Gaussian noise); a
-        # few moving blocks barely move it, and motion everywhere pushes it over the cap.
-        typical = float(diff.mean())
+        # The median block change is the noise scale: a talking mouth or a few moving
+        # blocks do not move it (they would move a mean), motion everywhere pushes it
+        # over the cap. A subsample is enough to estimate it.
+        sample = diff[::2, ::2].ravel()
+        middle = sample.size // 2
+        typical = float(np.partition(sample, middle)[middle])
         if typical > self.options.max_typical_change_levels:
             return False, typical
-        threshold = max(self.options.change_floor_levels, self.options.noise_factor * 1.25 * typical)
+        threshold = max(self.options.change_floor_levels, self.options.noise_factor * 1.4826 * typical)
         changed = int(np.count_nonzero(diff > threshold))
-        return changed <= self.options.max_changed_blocks, typical
+        return changed <= max(1, self.options.max_changed_fraction * diff.size), typical
 
     def feed(self, frame: VideoFrame) -> list[Event]:
         if not self._sampler.wants(frame):
