@@ -3,7 +3,8 @@
 Lost packets and broken splices leave runs of (near-)zero samples in every channel
 at once, 10 ms to a second long, with programme on both sides. Natural pauses are
 never digitally silent (room tone, codec noise), and the start of a recording has no
-programme before it, so both are left alone. The gap is found per sample; whether
+programme before it, so both are left alone. Programme here means anything above
+near-digital silence: a gap next to a quiet speech pause is still a hole. The gap is found per sample; whether
 programme surrounds it is judged from the RMS of `context_s` on each side, which
 means a gap is reported `context_s` after it ends.
 """
@@ -22,10 +23,14 @@ from streamqc.media import AudioChunk
 @dataclasses.dataclass(frozen=True, slots=True)
 class DropoutOptions:
     zero_db: float = -90.0  # samples below this (absolute, dBFS) in every channel are digital silence
-    min_gap_s: float = 0.010
+    # codecs smear a gap's edges (AAC over ~20 ms, AC-3 over ~5 ms): a 20 ms hole can
+    # decode as 8 ms of zeros, and no real recording holds 5 ms of digital zero
+    min_gap_s: float = 0.005
     max_gap_s: float = 2.0  # longer gaps are audio.silence's
     context_s: float = 0.1  # programme must be present this long on both sides of a gap
-    programme_db: float = -50.0  # RMS of the context above this is programme
+    # RMS of the context above this is programme: room tone in a speech pause (-60 to
+    # -70 dBFS) is programme too; only near-digital silence around a gap is not
+    programme_db: float = -75.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -85,8 +90,8 @@ class DropoutDetector(Detector):
         tail = recent[-need:]
         if tail.shape[0] < need and self._history.shape[0]:
             tail = np.concatenate([self._history[-(need - tail.shape[0]) :], tail])
-        if tail.shape[0] < need // 2:
-            return -200.0  # no programme heard yet: the start of the input, not a gap inside it
+        if tail.shape[0] < need:
+            return -200.0  # not enough heard yet: the start of the input, not a gap inside it
         return float(dbfs(np.sqrt(np.mean(np.square(tail)))))
 
     def _listen_after(self, time: float, mono: np.ndarray) -> list[Event]:
@@ -113,12 +118,12 @@ class DropoutDetector(Detector):
     def _event(self, gap: _Gap, after_db: float) -> Event:
         return Event(
             kind="audio.dropout",
-            start=gap.start,
-            end=gap.end,
+            start=float(gap.start),
+            end=float(gap.end),
             severity=Severity.MAJOR if gap.end - gap.start >= 0.1 else Severity.MINOR,
             confidence=0.9,
             details={
-                "gap_ms": round((gap.end - gap.start) * 1000, 1),
+                "gap_ms": round(float(gap.end - gap.start) * 1000, 1),
                 "level_before_db": round(gap.before_db, 1),
                 "level_after_db": round(after_db, 1),
             },
