@@ -46,7 +46,9 @@ class Timeline:
 
     def place(self, key: str, media: str, raw_s: float, duration_s: float) -> tuple[float, Jump | None]:
         """Return the continuous time of a buffer at raw time `raw_s`, and the jump before it, if any."""
-        track = self._tracks.setdefault(key, _Track())
+        track = self._tracks.get(key)
+        if track is None:
+            track = self._tracks[key] = _Track(offset=self._wrap_against_others(raw_s))
         jump = None
         if track.last_raw is not None and track.last_end is not None:
             expected = track.last_end - track.offset
@@ -61,6 +63,23 @@ class Timeline:
         track.last_raw = raw_s
         track.last_end = max(time + duration_s, track.last_end or time)
         return time, jump
+
+    def _wrap_against_others(self, raw_s: float) -> float:
+        """A track that starts on the other side of a 33-bit wrap from the first one.
+
+        Muxers write a first audio PTS of -1920 (AAC priming) as 2^33 - 1920: without
+        this, that track would sit 26 hours away from the picture.
+        """
+        for other in self._tracks.values():
+            if other.last_raw is None:
+                continue
+            apart = raw_s + other.offset - other.last_raw
+            if apart > WRAP_33_BIT_S / 2:
+                return -WRAP_33_BIT_S + other.offset
+            if apart < -WRAP_33_BIT_S / 2:
+                return WRAP_33_BIT_S + other.offset
+            return other.offset
+        return 0.0
 
     def _record(self, time: float, delta: float, media: str) -> Jump:
         window = self.options.same_jump_window_s
