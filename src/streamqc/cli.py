@@ -69,8 +69,13 @@ def check(
     if json_output:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
-        print_table(result, Console())
+        print_table(result, _console())
     raise typer.Exit(EXIT_DEFECTS if result.defects else EXIT_CLEAN)
+
+
+def _console(wide: int = 120) -> Console:
+    """Terminal width on a terminal; a fixed, wide layout when piped to a file or a log."""
+    return Console() if sys.stdout.isatty() else Console(width=wide)
 
 
 class _progress_bar:
@@ -125,7 +130,7 @@ def demo(
     if json_output:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
-        print_demo(result, labels, Console())
+        print_demo(result, labels, _console())
     raise typer.Exit(EXIT_DEFECTS if result.defects else EXIT_CLEAN)
 
 
@@ -166,7 +171,7 @@ def evaluate(
         report = evaluate_corpus(corpus, options=options, reference=reference, jobs=jobs)
     except StreamQCError as err:
         _fail(str(err))
-    Console().print(render_table(report))
+    _console(wide=170).print(render_table(report))
     if json_output:
         json_output.write_text(json.dumps(report.to_dict(), indent=2))
 
