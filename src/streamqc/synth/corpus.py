@@ -32,8 +32,8 @@ ORDER = (
     "freeze", "black", "corrupt_drop", "silence", "dropouts", "corrupt_flip", "freeze_keyframes",
     "black_logo", "corrupt_baked", "discontinuity", "format_change", "audio_loss", "slide",
     "video_only", "audio_only", "cadence", "calm", "av_sync", "clipping", "clicks", "loudness",
-    "stutter",
-)
+    "stutter", "freeze", "av_sync",
+)  # 24 entries: a 48-case corpus is exactly two rounds
 
 RESOLUTIONS = ((640, 360), (960, 540), (1280, 720), (854, 480), (1280, 720), (640, 360), (1920, 1080))
 FRAME_RATES = (Fraction(25), Fraction(30000, 1001), Fraction(30), Fraction(50), Fraction(60000, 1001))
@@ -127,7 +127,7 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
     ann = Annotations()
     ann.extend(sc.annotations())
     ann.extend(built.extra)
-    with tempfile.TemporaryDirectory(prefix=f"{plan.case_id}-", dir=out_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"streamqc-{plan.case_id}-") as tmp:
         damage_plan = built.post.get("damage")
         rewrite = damage_plan is not None or built.post.get("jump")
         # Transport damage and jumps start from a clean TS, which is also the file verified.
@@ -287,11 +287,16 @@ def build_corpus(out_dir: Path, seed: int, cases: int = 48, media_dir: Path | No
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = {pool.submit(_build_case_job, plan, str(out_dir), str(media) if media else None): i
                        for i, plan in enumerate(plans)}
-            for fut in as_completed(futures):
-                paths[futures[fut]] = Path(fut.result())
-                done += 1
-                if progress:
-                    progress(done, cases)
+            try:
+                for fut in as_completed(futures):
+                    paths[futures[fut]] = Path(fut.result())
+                    done += 1
+                    if progress:
+                        progress(done, cases)
+            except BaseException:
+                # One broken case (or Ctrl-C) stops the build now, not after every other case.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
     manifest = {"seed": seed, "generator": f"streamqc {streamqc.__version__}",
                 "cases": [p.case_id for p in plans]}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -340,18 +340,20 @@ class Clipping(Defect):
 
 @dataclasses.dataclass
 class Clicks(Defect):
-    """Isolated impulses (1-3 samples) or waveform steps at given sample positions."""
+    """Isolated impulses (2-8 samples) or short waveform steps at given sample positions."""
 
     positions: Sequence[int]
     amplitude: float = 0.7
     seed: int = 0
 
-    def audio(self, start: int, block: np.ndarray) -> np.ndarray:
+    def __post_init__(self) -> None:
         rng = np.random.default_rng([self.seed, 50])
-        kinds = rng.integers(0, 2, len(self.positions))
-        widths = rng.integers(1, 4, len(self.positions))
-        signs = rng.choice([-1.0, 1.0], len(self.positions))
-        for p, kind, w, sgn in zip(self.positions, kinds, widths, signs):
+        n = len(self.positions)
+        # Impulses 2-8 samples wide: narrower ones are mostly filtered away by the codec.
+        self._shape = list(zip(rng.integers(0, 2, n), rng.integers(2, 9, n), rng.choice([-1.0, 1.0], n)))
+
+    def audio(self, start: int, block: np.ndarray) -> np.ndarray:
+        for p, (kind, w, sgn) in zip(self.positions, self._shape):
             if kind == 0:  # impulse
                 hit = _overlap(start, len(block), p, p + int(w))
                 if hit:

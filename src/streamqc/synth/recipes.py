@@ -542,7 +542,11 @@ def clipping(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Bu
             break
         s0, s1 = _samples(a, start, length)
         chans = [(0,), (1,), (0, 1)][int(rng.integers(3))] if a.channels == 2 else (0,)
-        defects.append(df.Clipping(s0, s1, chans, gain_db=round(float(rng.uniform(12, 20)), 1)))
+        # Enough gain that 20-40% of the samples sit flat at full scale: sustained
+        # clipping, not the odd overshoot of a hot peak.
+        p80 = float(np.percentile(np.abs(prog.render(s0, s1 - s0)), 80))
+        gain = 20 * np.log10(1.0 / max(p80, 1e-3)) + float(rng.uniform(1, 5))
+        defects.append(df.Clipping(s0, s1, chans, gain_db=round(gain, 1)))
     desc = (video.description + " + " if video else "") + prog.description
     return Built(Scenario(video, prog, d, defects), desc)
 
@@ -559,7 +563,7 @@ def clicks(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Buil
         start = at.try_place(0.01, gap_s=0.8)
         if start is not None:
             positions.append(a.sample_at(start))
-    defects: list[df.Defect] = [df.Clicks(sorted(positions), amplitude=float(rng.uniform(0.3, 0.9)), seed=plan.seed)]
+    defects: list[df.Defect] = [df.Clicks(sorted(positions), amplitude=float(rng.uniform(0.6, 0.95)), seed=plan.seed)]
     desc = (video.description + " + " if video else "") + prog.description
     return Built(Scenario(video, prog, d, defects), desc)
 
