@@ -459,7 +459,7 @@ def audio_loss(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> 
 
 
 def video_only(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
-    """A file without an audio stream (check expects both): the absent track over [0, end]."""
+    """A file without an audio stream, on a channel that must carry both: the absent track over [0, end]."""
     v, d = plan.video, plan.duration_s
     assert v is not None
     video = moving_content(v, plan.seed, rng, media, d)
@@ -471,7 +471,9 @@ def video_only(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> 
         first, end = _frames(v, start, length)
         defects.append(df.Freeze(first, end, noise_sigma=float(rng.choice([0.0, 2.0])), seed=plan.seed))
     extra = Annotations(labels=[Label("stream.missing_track", 0.0, d, {"track": "audio", "absent": True})])
-    return Built(Scenario(video, None, d, defects), f"{video.description}; no audio stream", extra=extra)
+    # A monitored channel must carry both tracks; `check` alone expects what the file declares.
+    return Built(Scenario(video, None, d, defects), f"{video.description}; no audio stream", extra=extra,
+                 options={"missing_track": {"expect": "video,audio"}})
 
 
 def audio_only(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
@@ -494,7 +496,8 @@ def audio_only(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> 
             defects.append(df.Dropout(s0, s1))
     # On the check clock already (0 = first audio sample here): not moved with the audio.
     extra = Annotations(labels=[Label("stream.missing_track", 0.0, d, {"track": "video", "absent": True})])
-    return Built(Scenario(None, prog, d, defects), f"{prog.description}; no video stream", extra=extra)
+    return Built(Scenario(None, prog, d, defects), f"{prog.description}; no video stream", extra=extra,
+                 options={"missing_track": {"expect": "video,audio"}})
 
 
 def av_sync(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
