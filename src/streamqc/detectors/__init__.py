@@ -2,11 +2,13 @@
 
 from streamqc.detectors.base import Detector
 from streamqc.detectors.black import BlackDetector
+from streamqc.detectors.clipping import ClippingDetector
 from streamqc.detectors.decode_error import DecodeErrorDetector
 from streamqc.detectors.discontinuity import DiscontinuityDetector
 from streamqc.detectors.dropout import DropoutDetector
 from streamqc.detectors.format_change import FormatChangeDetector
 from streamqc.detectors.freeze import FreezeDetector
+from streamqc.detectors.loudness import LoudnessDetector
 from streamqc.detectors.missing_track import MissingTrackDetector
 from streamqc.detectors.silence import SilenceDetector
 
@@ -17,6 +19,8 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     DecodeErrorDetector,
     SilenceDetector,
     DropoutDetector,
+    ClippingDetector,
+    LoudnessDetector,
     DiscontinuityDetector,
     FormatChangeDetector,
     MissingTrackDetector,

@@ -1,0 +1,181 @@
+"""audio.clipping: sustained runs of full-scale samples, per channel.
+
+A signal driven past full scale comes out with flat tops: several consecutive samples
+at (or, from a float decoder, beyond) ±1.0. A loud master that merely touches 0 dBFS
+does so with single samples, or two, so a run must be at least `min_run_samples` long
+(3: a 1 kHz tone at 48 kHz clipped by only 0.1 dB already flattens 3 samples of every
+crest). Runs in any channel closer together than `merge_gap_s` are one event (one
+burst of distortion), whose details say which channels clipped, how many runs there
+were and how long the longest was.
+
+Per chunk, the common case (nothing near full scale) costs one pass for the peak;
+runs are found with vectorised edges only in chunks that reach full scale, and a run
+still going at the end of a chunk is carried into the next.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from streamqc.detectors.base import Detector
+from streamqc.events import Event, Severity
+from streamqc.media import AudioChunk
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClippingOptions:
+    level_dbfs: float = -0.01  # samples at or above this magnitude (dBFS) are at full scale
+    min_run_samples: int = 3  # consecutive full-scale samples in one channel that make a clipped run
+    merge_gap_s: float = 0.5  # runs closer than this (any channel) are one event
+    major_after_runs: int = 10  # a burst with this many runs or more is major
+
+
+@dataclasses.dataclass(slots=True)
+class _Burst:
+    start: float
+    end: float
+    runs: int
+    longest: int  # samples
+    clipped: int  # samples in runs
+    channels: set[int]
+    rate: int
+
+
+class ClippingDetector(Detector):
+    name = "clipping"
+    Options = ClippingOptions
+    accepts = (AudioChunk,)
+
+    def __init__(self, options: ClippingOptions | None = None) -> None:
+        super().__init__(options)
+        self._level = np.float32(10.0 ** (self.options.level_dbfs / 20.0))
+        # channel -> (start time, samples so far) of a run still at full scale when the last chunk ended
+        self._open: dict[int, tuple[float, int]] = {}
+        self._burst: _Burst | None = None
+        self._rate = 0
+
+    def feed(self, chunk: AudioChunk) -> list[Event]:
+        samples = chunk.samples
+        n = samples.shape[0]
+        if n == 0:
+            return []
+        events: list[Event] = []
+        if chunk.sample_rate != self._rate:
+            self._open.clear()  # a run does not go on across a format change
+            self._rate = chunk.sample_rate
+        rate = self._rate
+        burst = self._burst
+        if (
+            burst is not None
+            and chunk.time - burst.end > self.options.merge_gap_s
+            and all(start - burst.end > self.options.merge_gap_s for start, _ in self._open.values())
+        ):
+            events.append(self._event(burst))
+            self._burst = None
+        level = self._level
+        starts: list[np.ndarray] = []
+        lengths: list[np.ndarray] = []
+        channels: list[int] = []
+        if samples.max() < level and samples.min() > -level:  # the common case: nowhere near full scale
+            if not self._open:
+                return events
+            for channel, (start, length) in self._open.items():
+                starts.append(np.array([start]))
+                lengths.append(np.array([length]))
+                channels.append(channel)
+            self._open.clear()
+        else:
+            full = (samples >= level) | (samples <= -level)  # (n, channels)
+            for channel in range(samples.shape[1]):
+                column = full[:, channel]
+                carried = self._open.pop(channel, None)
+                if not column.any():
+                    if carried is not None:
+                        starts.append(np.array([carried[0]]))
+                        lengths.append(np.array([carried[1]]))
+                        channels.append(channel)
+                    continue
+                edges = np.diff(column.view(np.int8), prepend=np.int8(0), append=np.int8(0))
+                begin = np.flatnonzero(edges == 1)
+                length = np.flatnonzero(edges == -1) - begin
+                time = chunk.time + begin / rate
+                if carried is not None:
+                    if begin[0] == 0:  # the carried run goes on into this chunk
+                        length[0] += carried[1]
+                        time[0] = carried[0]
+                    else:
+                        time = np.concatenate(([carried[0]], time))
+                        length = np.concatenate(([carried[1]], length))
+                if column[-1]:  # still at full scale when the chunk ends: carry the last run
+                    self._open[channel] = (float(time[-1]), int(length[-1]))
+                    time, length = time[:-1], length[:-1]
+                starts.append(time)
+                lengths.append(length)
+                channels.append(channel)
+        if starts:
+            self._merge(events, starts, lengths, channels, rate)
+        return events
+
+    def _merge(self, events: list[Event], starts: list, lengths: list, channels: list[int], rate: int) -> None:
+        """Fold this chunk's finished runs (per channel) into bursts; closed bursts go to `events`."""
+        keep = [length >= self.options.min_run_samples for length in lengths]
+        start = np.concatenate([s[k] for s, k in zip(starts, keep)])
+        if not start.size:
+            return
+        length = np.concatenate([v[k] for v, k in zip(lengths, keep)])
+        channel = np.concatenate([np.full(int(k.sum()), c) for c, k in zip(channels, keep)])
+        order = np.argsort(start, kind="stable")
+        start, length, channel = start[order], length[order], channel[order]
+        end = start + length / rate
+        gap = self.options.merge_gap_s
+        reach = np.maximum.accumulate(end)
+        breaks = np.flatnonzero(start[1:] - reach[:-1] > gap) + 1
+        bounds = np.concatenate(([0], breaks, [start.size]))
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            first, last = float(start[lo]), float(reach[hi - 1])
+            group = length[lo:hi]
+            burst = self._burst
+            if burst is not None and first - burst.end <= gap:
+                burst.end = max(burst.end, last)
+                burst.start = min(burst.start, first)
+                burst.runs += int(group.size)
+                burst.longest = max(burst.longest, int(group.max()))
+                burst.clipped += int(group.sum())
+                burst.channels.update(channel[lo:hi].tolist())
+            else:
+                if burst is not None:
+                    events.append(self._event(burst))
+                members = set(channel[lo:hi].tolist())
+                self._burst = _Burst(first, last, int(group.size), int(group.max()), int(group.sum()), members, rate)
+
+    def finish(self, end: float) -> list[Event]:
+        events: list[Event] = []
+        if self._open:
+            opened = list(self._open.items())
+            self._open.clear()
+            starts = [np.array([start]) for _, (start, _) in opened]
+            lengths = [np.array([length]) for _, (_, length) in opened]
+            self._merge(events, starts, lengths, [channel for channel, _ in opened], self._rate)
+        if self._burst is not None:
+            events.append(self._event(self._burst))
+            self._burst = None
+        return events
+
+    def _event(self, burst: _Burst) -> Event:
+        return Event(
+            kind="audio.clipping",
+            start=burst.start,
+            end=burst.end,
+            severity=Severity.MAJOR if burst.runs >= self.options.major_after_runs else Severity.MINOR,
+            confidence=0.9,
+            details={
+                "channels": sorted(burst.channels),
+                "runs": burst.runs,
+                "longest_run_samples": burst.longest,
+                "longest_run_ms": round(burst.longest * 1000.0 / burst.rate, 2),
+                "clipped_samples": burst.clipped,
+                "level_dbfs": self.options.level_dbfs,
+            },
+        )
