@@ -250,4 +250,8 @@ def decode_error_annotations(report: DamageReport, cmp: Comparison, origin_s: fl
         ann.ignore.append(Ignore("video.decode_error", s - frame_s, reach + frame_s))
         for kind in ("ts.cc_error", "ts.transport_error", "ts.pts_error"):
             ann.ignore.append(Ignore(kind, s - 0.5, e + 0.5))
+        # A lost PES header merges or drops frames: the decoded timestamps stumble and
+        # frames go missing. A monitor may say so; it is the damage, not another defect.
+        for kind in ("stream.discontinuity", "video.stutter"):
+            ann.ignore.append(Ignore(kind, s - 0.5, reach + 0.5))
     return ann
