@@ -216,6 +216,10 @@ def corruption_annotations(cmp: Comparison, fps: float) -> Annotations:
     faint = ((areas > 0) & ~visible) | lost
     for a, b in runs(faint, 0):
         ann.ignore.append(Ignore("video.corruption", a / fps, b / fps))
+    # A lost frame shows as a repeat once re-encoded (baked) or as a gap: cadence
+    # detectors may see it.
+    for a, b in runs(lost, 0):
+        ann.ignore.append(Ignore("video.stutter", a / fps - 0.5, b / fps + 0.5))
     return ann
 
 
