@@ -240,3 +240,48 @@ def test_damaged_ts_gives_decoder_errors_and_corruption_labels(tmp_path: Path) -
     assert all(lab.details["area"] >= damage.VISIBLE_AREA for lab in ann.labels)
     errs = damage.decode_error_annotations(report, cmp, origin, 25.0, ann)
     assert any(lab.kind == "video.decode_error" and abs(lab.start_s - 1.2) < 0.2 for lab in errs.labels)
+
+
+def test_timestamp_jumps_and_format_change(tmp_path: Path) -> None:
+    """Discontinuities rewritten in the TS bytes; a size change through a second encoder."""
+    from streamqc.synth import tspackets as tsp
+
+    v = VideoSpec(320, 240, Fraction(25))
+    a = AudioSpec(48000, 2)
+    change = df.FormatChange(v.index_at(1.0), 640, 480, from_size=(320, 240))
+    sc = Scenario(ct.TexturePan(v, 2), au.programme(a, 2, "music", 4.0), 3.0, [change])
+    path = tmp_path / "fc.ts"
+    encode_scenario(sc, path, "ts", VideoCodec("h264", bitrate_bps=400_000, gop_frames=25), AudioCodec("aac"),
+                    ts_offset_s=20.0)
+    with av.open(str(path)) as c:
+        sizes = [(f.width, f.height) for f in c.decode(video=0)]
+    assert sizes[24] == (320, 240) and sizes[25] == (640, 480) and len(sizes) == 75
+    origin = verify.probe(path).origin_s
+    pk = tsp.packets(path.read_bytes())
+    # -3 s from 1.4 s, then +5 s from 2.0 s (original time line); offsets accumulate.
+    tsp.jump_timestamps(pk, [(int((origin + 2.0) * 90000) - 45, 5 * 90000), (int((origin + 1.4) * 90000) - 45, -3 * 90000)])
+    jumped = tmp_path / "jumped.ts"
+    jumped.write_bytes(pk.tobytes())
+    with av.open(str(jumped)) as c:
+        times = [f.time - origin for f in c.decode(video=0)]
+    expect = [i / 25 + (-3 if i >= 35 else 0) + (5 if i >= 50 else 0) for i in range(75)]
+    assert np.allclose(times, expect, atol=1e-3)
+    with av.open(str(jumped)) as c:
+        audio_t = [f.time - origin for f in c.decode(audio=0)]
+    assert any(t2 - t1 < -2.5 for t1, t2 in zip(audio_t, audio_t[1:]))  # audio jumped too
+    assert any(t2 - t1 > 1.5 for t1, t2 in zip(audio_t, audio_t[1:]))
+
+
+def test_live_channel_ticks_are_continuous() -> None:
+    from streamqc.synth import Channel
+
+    v = VideoSpec(160, 120, Fraction(30000, 1001))
+    ch = Channel(1, v, AudioSpec(48000, 2), segment_s=10.0)
+    ticks = ch.ticks()
+    prev_end = 0
+    for _ in range(330):  # crosses into the second segment
+        t = next(ticks)
+        assert t.picture.shape == (180, 160) and t.audio is not None
+        assert t.audio_start == prev_end  # no gap, no overlap between blocks
+        prev_end = t.audio_start + len(t.audio)
+    assert ch.labels.labels  # every live segment injects something
