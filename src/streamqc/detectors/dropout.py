@@ -69,6 +69,12 @@ class DropoutDetector(Detector):
         falls = np.flatnonzero(steps == -1)
         if continuing:
             rises = np.concatenate(([0], rises))
+        # Noise dithering around the threshold makes thousands of one-sample runs: only
+        # runs long enough to matter, or touching a chunk edge, are looked at one by one.
+        keep = (falls - rises >= int(self.options.min_gap_s * rate)) | (falls == len(quiet))
+        if continuing:
+            keep[0] = True
+        rises, falls = rises[keep], falls[keep]
         for first, (s, e) in enumerate(zip(rises, falls)):
             carried = continuing and first == 0
             start = self._gap_start if carried else chunk.time + s / rate
