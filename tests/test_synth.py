@@ -169,8 +169,9 @@ def test_corpus_follows_the_format_contract(small_corpus: tuple[Path, list[Path]
         with av.open(str(out / case["file"])) as c:
             if case["video"]:
                 vs = c.streams.video[0]
-                assert (vs.codec_context.width, vs.codec_context.height) == (case["video"]["width"], case["video"]["height"])
-                assert vs.codec_context.name.replace("h264", "h264") in (case["video"]["codec"], "mpeg2video")
+                size = (vs.codec_context.width, vs.codec_context.height)
+                assert size == (case["video"]["width"], case["video"]["height"])
+                assert vs.codec_context.name == case["video"]["codec"]
             if case["audio"]:
                 assert c.streams.audio[0].sample_rate == case["audio"]["sample_rate"]
         for lab in case["labels"]:
@@ -259,7 +260,8 @@ def test_timestamp_jumps_and_format_change(tmp_path: Path) -> None:
     origin = verify.probe(path).origin_s
     pk = tsp.packets(path.read_bytes())
     # -3 s from 1.4 s, then +5 s from 2.0 s (original time line); offsets accumulate.
-    tsp.jump_timestamps(pk, [(int((origin + 2.0) * 90000) - 45, 5 * 90000), (int((origin + 1.4) * 90000) - 45, -3 * 90000)])
+    at = lambda s: int((origin + s) * 90000) - 45  # noqa: E731
+    tsp.jump_timestamps(pk, [(at(2.0), 5 * 90000), (at(1.4), -3 * 90000)])
     jumped = tmp_path / "jumped.ts"
     jumped.write_bytes(pk.tobytes())
     with av.open(str(jumped)) as c:

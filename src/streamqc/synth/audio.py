@@ -11,7 +11,8 @@ are off target.
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence
+from typing import Protocol
+from collections.abc import Sequence
 
 import numpy as np
 import pyloudnorm

@@ -9,7 +9,8 @@ made once in the constructor; `render` only crops, pastes and adds, at the targe
 from __future__ import annotations
 
 import math
-from typing import Protocol, Sequence
+from typing import Protocol
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import fft

@@ -12,12 +12,12 @@ samples is labelled [first / rate, end / rate].
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from streamqc.synth.labels import Annotations, HardNegative, Ignore, Label
-from streamqc.synth.spec import C_NEUTRAL, Y_BLACK, AudioSpec, VideoSpec, planes
+from streamqc.synth.spec import C_NEUTRAL, Y_BLACK, AudioSpec, VideoSpec
 from streamqc.synth.content import to_luma, textured_plane
 
 
@@ -253,7 +253,7 @@ class Silence(Defect):
         if self.floor_dbfs is None:
             ann.ignore.append(Ignore("audio.dropout", s, e, "audio"))
         # An abrupt stop is a discontinuity a click detector may legitimately flag.
-        ann.ignore += [Ignore("audio.click", s - 0.03, s + 0.03, "audio"), Ignore("audio.click", e - 0.03, e + 0.03, "audio")]
+        ann.ignore += [Ignore("audio.click", t - 0.03, t + 0.03, "audio") for t in (s, e)]
         return ann
 
 
@@ -303,7 +303,8 @@ class Attenuate(Defect):
 
     def annotate(self, video: VideoSpec | None, audio: AudioSpec | None) -> Annotations:
         assert audio is not None
-        return Annotations(hard_negatives=[HardNegative(self.what, audio.time_of(self.first), audio.time_of(self.end), "audio")])
+        s, e = audio.time_of(self.first), audio.time_of(self.end)
+        return Annotations(hard_negatives=[HardNegative(self.what, s, e, "audio")])
 
 
 @dataclasses.dataclass
@@ -466,5 +467,6 @@ class AudioLoss(Defect):
         return Annotations(
             labels=[Label("stream.missing_track", s, self.duration_s, {"track": "audio"}, "audio")],
             # Where the track stops, a silence/dropout detector may see its end as a gap.
-            ignore=[Ignore(k, s - 0.1, self.duration_s, "audio") for k in ("audio.silence", "audio.dropout", "audio.click")],
+            ignore=[Ignore(k, s - 0.1, self.duration_s, "audio")
+                    for k in ("audio.silence", "audio.dropout", "audio.click")],
         )

@@ -17,7 +17,8 @@ import dataclasses
 import logging
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import av
 import numpy as np
@@ -60,7 +61,8 @@ def _configure_video(ctx: Any, spec: VideoSpec, codec: VideoCodec, width: int, h
     ctx.gop_size = codec.gop_frames
     ctx.thread_count = codec.threads
     if codec.name == "h264":
-        ctx.options = {"preset": codec.preset, "x264-params": f"bframes={codec.bframes}:keyint={codec.gop_frames}:scenecut=0",
+        ctx.options = {"preset": codec.preset,
+                       "x264-params": f"bframes={codec.bframes}:keyint={codec.gop_frames}:scenecut=0",
                        "tune": "zerolatency" if codec.bframes == 0 else "film"}
     elif codec.name == "hevc":
         ctx.options = {"preset": codec.preset, "x265-params":

@@ -51,12 +51,12 @@ class Annotations:
     hard_negatives: list[HardNegative] = dataclasses.field(default_factory=list)
     ignore: list[Ignore] = dataclasses.field(default_factory=list)
 
-    def extend(self, other: "Annotations") -> None:
+    def extend(self, other: Annotations) -> None:
         self.labels += other.labels
         self.hard_negatives += other.hard_negatives
         self.ignore += other.ignore
 
-    def shifted(self, clock: str, offset_s: float) -> "Annotations":
+    def shifted(self, clock: str, offset_s: float) -> Annotations:
         """Move every interval on `clock` by offset_s (an encoder delay measured afterwards)."""
 
         def move(items: list[Any]) -> list[Any]:
@@ -69,7 +69,7 @@ class Annotations:
 
         return Annotations(move(self.labels), move(self.hard_negatives), move(self.ignore))
 
-    def clipped(self, end_s: float) -> "Annotations":
+    def clipped(self, end_s: float) -> Annotations:
         """Drop what starts after the end of the media and trim what runs past it."""
 
         def clip(items: list[Any]) -> list[Any]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -123,7 +124,8 @@ def moving_content(spec: VideoSpec, seed: int, rng: np.random.Generator, media: 
     t, n = 0.0, 0
     while t < duration_s:
         if n % 2 == 0:
-            src: ct.VideoContent = ct.TexturePan(spec, seed + 100 * n, speed_px_s=float(rng.uniform(60, 300)) * spec.width / 1280)
+            speed = float(rng.uniform(60, 300)) * spec.width / 1280
+            src: ct.VideoContent = ct.TexturePan(spec, seed + 100 * n, speed_px_s=speed)
         else:
             src = ct.MovingObjects(spec, seed + 100 * n, count=int(rng.integers(2, 6)))
         scenes.append((spec.index_at(t), src))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from fractions import Fraction
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -75,7 +75,7 @@ class Scenario:
             ann.extend(d.annotate(self.video_spec, self.audio_spec))
         return ann.clipped(self.duration_s)
 
-    def ticks(self) -> Iterator["Tick"]:
+    def ticks(self) -> Iterator[Tick]:
         """One tick per video frame: the picture and the audio that plays during it."""
         v, a = self.video_spec, self.audio_spec
         if v is None:
