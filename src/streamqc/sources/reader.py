@@ -276,11 +276,11 @@ class MediaReader:
                 except (av.error.FFmpegError, OSError) as err:
                     yield StreamNote("read_error", end_time, "container", {"reason": _reason(err)})
                     break
-                for buffer in self._decode(packet):
+                for buffer in self._decode(packet.stream, packet):
                     end_time = _end_of(buffer, end_time)
                     yield buffer
             for stream in streams:
-                for buffer in self._flush(stream):
+                for buffer in self._decode(stream, None):  # drain the decoder's delay
                     end_time = _end_of(buffer, end_time)
                     yield buffer
             for chunk in self._release_audio(force=True):
@@ -297,27 +297,22 @@ class MediaReader:
             self.close()
         yield StreamNote("end", end_time, "container")
 
-    def _decode(self, packet) -> Iterator[Buffer]:
-        if packet.stream is self.video_stream:
+    def _decode(self, stream, packet) -> Iterator[Buffer]:
+        """Decode one packet (None: flush) of the video or the audio track."""
+        if stream is self.video_stream:
             yield from self._video(packet)
         else:
             yield from self._audio(packet)
 
-    def _flush(self, stream) -> Iterator[Buffer]:
-        if stream is self.video_stream:
-            yield from self._video(None)
-        else:
-            yield from self._audio(None)
-
     def _decode_frames(self, stream, packet, media: str) -> tuple[list, list[StreamNote]]:
+        # A packet the demuxer flags corrupt (PES length mismatch, CC gap) is not reported
+        # by itself: TS-level checks own that, and what counts here is whether the
+        # decoder could not rebuild the picture or sound.
         notes: list[StreamNote] = []
         try:
             frames = stream.codec_context.decode(packet)
         except av.error.EOFError:
             frames = []
-        # A packet the demuxer flags corrupt (PES length mismatch, CC gap) is not reported
-        # by itself: TS-level checks own that, and what counts here is whether the
-        # decoder could not rebuild the picture or sound.
         except (av.error.FFmpegError, ValueError) as err:
             frames = []
             notes.append(self._packet_note(stream, packet, media, _reason(err)))
