@@ -103,7 +103,7 @@ def plan_case(seed: int, index: int, recipe: str, profile: Profile = FULL) -> Ca
     return CasePlan(
         case_id=f"s{seed}-c{index:03d}", recipe=recipe, seed=_case_seed(seed, index), container=container,
         video=video, vcodec=vcodec, audio=AudioSpec(sample_rate, channels), acodec=AudioCodec(aname, abit),
-        duration_s=duration,
+        duration_s=duration, corpus_seed=seed,
     )
 
 
@@ -173,7 +173,7 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
     labels = {
         "id": plan.case_id,
         "file": media.name,
-        "seed": plan.seed,
+        "seed": plan.corpus_seed,
         "duration": round(sc.duration_s, 4),
         "video": None if sc.video is None or vcodec is None else {
             "codec": vcodec.name, "width": sc.video.spec.width, "height": sc.video.spec.height,
@@ -184,6 +184,7 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
         **ann.clipped(sc.duration_s).to_json(),
         "options": built.options,
         "recipe": plan.recipe,
+        "case_seed": plan.seed,
         "container": plan.container,
         "timing": timing_info,
     }

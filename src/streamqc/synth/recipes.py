@@ -38,6 +38,7 @@ class CasePlan:
     audio: AudioSpec | None
     acodec: AudioCodec | None
     duration_s: float
+    corpus_seed: int = 0
 
 
 @dataclasses.dataclass
