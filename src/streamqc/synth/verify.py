@@ -110,7 +110,12 @@ def audio_offset(timing: Timing, programme: np.ndarray, rate: int, search_s: flo
         return None
     src = programme.mean(axis=1)
     dec = timing.audio.mean(axis=1)
+    # A track that stops early (a lost audio track) holds only the programme before the
+    # stop: look for the loudest stretch there, not in audio that was never muxed.
+    src = src[: max(0, len(dec) + int(round(timing.audio_start_s * rate)))]
     win = min(rate, len(src) // 4)
+    if win < rate // 10:
+        return None
     # The loudest second of the programme: correlation peaks are sharpest there.
     step = win // 8
     usable = (len(src) // step) * step
