@@ -374,6 +374,8 @@ class MediaReader:
         dtype = np.uint8 if depth == 8 else np.uint16
         itemsize = np.dtype(dtype).itemsize
         luma = np.frombuffer(plane, dtype).reshape(frame.height, plane.line_size // itemsize)[:, : frame.width]
+        # The decoder still predicts later pictures from this memory: look, never touch.
+        luma.flags.writeable = False
         raw = frame.time
         if raw is None:
             return None, None
