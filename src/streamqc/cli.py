@@ -157,6 +157,8 @@ def synth(
 def evaluate(
     corpus: Annotated[pathlib.Path, typer.Argument(help="Folder written by `streamqc synth`.")],
     json_output: Annotated[Optional[pathlib.Path], typer.Option("--json", help="Also write the full report as JSON here.")] = None,
+    markdown: Annotated[Optional[pathlib.Path], typer.Option(help="Also write the score table as Markdown here.")] = None,
+    findings: Annotated[bool, typer.Option("--findings", help="Also list every miss and false alarm.")] = False,
     reference: Annotated[bool, typer.Option("--reference/--no-reference", help="Also score FFmpeg's own detectors.")] = True,
     jobs: Annotated[int, typer.Option(help="Parallel processes.")] = 2,
     config: Annotated[Optional[str], typer.Option(help="Detector options file.")] = None,
@@ -164,16 +166,21 @@ def evaluate(
 ) -> None:
     """Score streamqc (and FFmpeg's detectors) against a labelled corpus: precision, recall, F1, onset error."""
     from streamqc.config import load_options
-    from streamqc.evaluation import evaluate_corpus, render_table
+    from streamqc.evaluation import evaluate_corpus, render_findings, render_markdown, render_table
 
     try:
         options = load_options(config, set_)
         report = evaluate_corpus(corpus, options=options, reference=reference, jobs=jobs)
     except StreamQCError as err:
         _fail(str(err))
-    _console(wide=170).print(render_table(report))
+    console = _console(wide=170)
+    console.print(render_table(report))
+    if findings:
+        console.print(render_findings(report, limit=1000))
     if json_output:
         json_output.write_text(json.dumps(report.to_dict(), indent=2))
+    if markdown:
+        markdown.write_text(render_markdown(report))
 
 
 def _default_media() -> pathlib.Path | None:

@@ -8,7 +8,7 @@
 """
 
 from streamqc.evaluation.ffmpeg_reference import ReferenceOptions, ReferenceResult, run_reference
-from streamqc.evaluation.render import render_findings, render_table
+from streamqc.evaluation.render import render_findings, render_markdown, render_table
 from streamqc.evaluation.runner import BlockSweep, EvalReport, evaluate_corpus, load_corpus, sweep_block_threshold
 from streamqc.evaluation.scoring import CaseLabels, CaseScore, Finding, IgnoreZone, KindScore, Label, match_case
 
@@ -27,6 +27,7 @@ __all__ = [
     "load_corpus",
     "match_case",
     "render_findings",
+    "render_markdown",
     "render_table",
     "run_reference",
     "sweep_block_threshold",

@@ -78,3 +78,20 @@ def render_findings(report: EvalReport, system: str | None = None, limit: int = 
         if system is None or name == system:
             table.add_row(name, case_id, "error", "", "", "", reason)
     return table
+
+
+def render_markdown(report: EvalReport) -> str:
+    """The score table as Markdown, for docs: the same rows and cells as render_table."""
+    systems = [s for s in (STREAMQC, FFMPEG) if s in report.scores]
+    header = ["kind", "cases", "labels"]
+    for system in systems:
+        header += [f"{system} TP/FP/FN", "P", "R", "F1", "onset s"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for kind in report.kinds:
+        sq = report.scores[STREAMQC][kind]
+        row = [f"`{kind}`", str(sq.cases), str(sq.tp + sq.fn)]
+        for system in systems:
+            score = report.scores[system][kind] if report.covers(system, kind) else None
+            row += [cell.replace("[bold]", "**").replace("[/bold]", "**") for cell in _cells(score, best=False)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
