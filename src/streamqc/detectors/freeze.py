@@ -14,8 +14,8 @@ motion stops. Such changes are short and then the picture holds (or returns to t
 reference), while motion keeps changing. So a change only counts as motion when it
 goes on for `motion_frames` analysed frames in a row; a change that returns to the
 reference is flicker, and one that settles (the next frame differs from it by at most
-`hold_ratio` of the step) is a refresh: the reference moves to it and the freeze goes
-on. A slow pan never settles, because its steps are all alike. A refresh inside a
+`hold_ratio` of the biggest step of the change) is a refresh: the reference moves to
+it and the freeze goes on. A slow pan never settles, because its steps are all alike. A refresh inside a
 freeze may not move blocks more than `max_refresh_levels` on average, so a cut between
 two stills is not one freeze.
 
@@ -119,8 +119,11 @@ class FreezeDetector(Detector):
             return []
         step = float(np.abs(thumb - previous).mean())
         if self._changes:
-            last, last_time, last_step = self._changes[-1]
-            held = self.is_still(thumb, last)[0] and step <= self.options.hold_ratio * last_step
+            last, last_time, _ = self._changes[-1]
+            # Compare with the biggest step of the run of changes: a picture that popped
+            # and then crept a little before holding still counts as settled.
+            biggest = max(change[2] for change in self._changes)
+            held = self.is_still(thumb, last)[0] and step <= self.options.hold_ratio * biggest
             if held:
                 return self._settle(last, last_time, end, frame.black_level)
         self._changes.append((thumb, frame.time, step))
