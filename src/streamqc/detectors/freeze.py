@@ -13,9 +13,10 @@ P-frames, and a starved encoder keeps refining the picture for a few frames afte
 motion stops. Such changes are short and then the picture holds (or returns to the
 reference), while motion keeps changing. So a change only counts as motion when it
 goes on for `motion_frames` analysed frames in a row; a change that returns to the
-reference is flicker, and one that settles (the next frame differs from it by at most
-`hold_ratio` of the biggest step of the change) is a refresh: the reference moves to
-it and the freeze goes on. A slow pan never settles, because its steps are all alike. A refresh inside a
+reference is flicker, and one that settles (the next `hold_frames` frames differ from
+it by at most `hold_ratio` of the biggest step of the change) is a refresh: the
+reference moves to it and the freeze goes on. A slow pan never settles, because its
+steps are all alike, and motion with repeated frames holds for one frame only. A refresh inside a
 freeze may not move blocks more than `max_refresh_levels` on average, so a cut between
 two stills is not one freeze.
 
@@ -49,7 +50,11 @@ class FreezeOptions:
     max_changed_fraction: float = 0.002
     max_refresh_levels: float = 12.0  # a keyframe/refinement step inside a freeze moves blocks less than this on average
     hold_ratio: float = 0.25  # after a refresh the picture changes at most this fraction of the step
+    hold_floor_levels: float = 0.2  # ... or at most this much (mean block change): it holds still
     motion_frames: int = 5  # changes in this many analysed frames in a row are motion
+    # a settled picture must hold for this many analysed frames: motion with a repeated
+    # frame every few (frame-rate conversion) pauses for one frame only
+    hold_frames: int = 3
     # A still black picture is video.black's to report; one defect, one page.
     black_margin_levels: int = 20
     black_fraction: float = 0.9
@@ -72,6 +77,7 @@ class FreezeDetector(Detector):
         # Analysed frames that differ from the reference, in a row: (thumbnail, time, step
         # from the frame before it).
         self._changes: list[tuple[np.ndarray, float, float]] = []
+        self._holding = 0  # analysed frames the last change has held still for
         self._previous: np.ndarray | None = None
 
     def thumbnail(self, frame: VideoFrame) -> np.ndarray:
@@ -109,12 +115,12 @@ class FreezeDetector(Detector):
         previous, self._previous = self._previous, thumb
         end = frame.time + frame.duration
         if self._reference is None or self._reference.shape != thumb.shape or previous.shape != thumb.shape:
-            self._changes = []
+            self._changes, self._holding = [], 0
             events = self._close(frame.time)
             self._start_reference(thumb, frame.time, frame.black_level)
             return events
         if self.is_still(thumb, self._reference)[0]:
-            self._changes = []  # flicker that came back, or no change at all
+            self._changes, self._holding = [], 0  # flicker that came back, or no change at all
             self._extend(self._reference_time, end)
             return []
         step = float(np.abs(thumb - previous).mean())
@@ -123,9 +129,14 @@ class FreezeDetector(Detector):
             # Compare with the biggest step of the run of changes: a picture that popped
             # and then crept a little before holding still counts as settled.
             biggest = max(change[2] for change in self._changes)
-            held = self.is_still(thumb, last)[0] and step <= self.options.hold_ratio * biggest
+            settled = step <= max(self.options.hold_ratio * biggest, self.options.hold_floor_levels)
+            held = settled and self.is_still(thumb, last)[0]
             if held:
-                return self._settle(last, last_time, end, frame.black_level)
+                self._holding += 1
+                if self._holding >= self.options.hold_frames:
+                    return self._settle(last, last_time, end, frame.black_level)
+                return []
+        self._holding = 0
         self._changes.append((thumb, frame.time, step))
         if len(self._changes) < self.options.motion_frames:
             return []
@@ -138,7 +149,7 @@ class FreezeDetector(Detector):
     def _settle(self, picture: np.ndarray, since: float, end: float, black_level: int) -> list[Event]:
         """The picture changed and now holds at `picture`: a refresh, or a new still."""
         first_change = self._changes[0][1]
-        self._changes = []
+        self._changes, self._holding = [], 0
         events: list[Event] = []
         in_run = self._run.start is not None
         if in_run and float(np.abs(picture - self._reference).mean()) > self.options.max_refresh_levels:
