@@ -42,6 +42,18 @@ def severity_for(duration_s: float, major_after_s: float, critical_after_s: floa
     return Severity.MINOR
 
 
+def duration_event(kind: str, start: float, end: float, options: Any, **details: Any) -> Event:
+    """An event for a condition that lasted from `start` to `end`, graded by how long."""
+    return Event(
+        kind=kind,
+        start=start,
+        end=end,
+        severity=severity_for(end - start, options.major_after_s, options.critical_after_s),
+        confidence=0.95,
+        details={"duration_s": round(end - start, 3), **details},
+    )
+
+
 class RunTracker:
     """Turns a per-step yes/no condition into intervals that last at least `min_duration_s`.
 

@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from streamqc.detectors.base import Detector, FrameSampler, RunTracker, severity_for
+from streamqc.detectors.base import Detector, FrameSampler, RunTracker, duration_event
 from streamqc.events import Event
 from streamqc.media import VideoFrame
 
@@ -67,12 +67,4 @@ class BlackDetector(Detector):
         return [self._event(*closed)] if closed else []
 
     def _event(self, start: float, end: float) -> Event:
-        o = self.options
-        return Event(
-            kind="video.black",
-            start=start,
-            end=end,
-            severity=severity_for(end - start, o.major_after_s, o.critical_after_s),
-            confidence=0.95,
-            details={"duration_s": round(end - start, 3)},
-        )
+        return duration_event("video.black", start, end, self.options)

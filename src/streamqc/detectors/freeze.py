@@ -32,7 +32,7 @@ import dataclasses
 
 import numpy as np
 
-from streamqc.detectors.base import Detector, FrameSampler, RunTracker, severity_for
+from streamqc.detectors.base import Detector, FrameSampler, RunTracker, duration_event
 from streamqc.events import Event
 from streamqc.media import ANALYSIS_STEP, VideoFrame
 
@@ -181,12 +181,4 @@ class FreezeDetector(Detector):
         return [self._event(*closed)] if closed and not self._reference_black else []
 
     def _event(self, start: float, end: float) -> Event:
-        o = self.options
-        return Event(
-            kind="video.freeze",
-            start=start,
-            end=end,
-            severity=severity_for(end - start, o.major_after_s, o.critical_after_s),
-            confidence=0.95,
-            details={"duration_s": round(end - start, 3)},
-        )
+        return duration_event("video.freeze", start, end, self.options)

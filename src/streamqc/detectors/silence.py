@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from streamqc.detectors.base import AudioWindows, Detector, RunTracker, dbfs, severity_for
+from streamqc.detectors.base import AudioWindows, Detector, RunTracker, dbfs, duration_event
 from streamqc.events import Event
 from streamqc.media import AudioChunk
 
@@ -60,12 +60,4 @@ class SilenceDetector(Detector):
         return [self._event(*closed)] if closed else []
 
     def _event(self, start: float, end: float) -> Event:
-        o = self.options
-        return Event(
-            kind="audio.silence",
-            start=start,
-            end=end,
-            severity=severity_for(end - start, o.major_after_s, o.critical_after_s),
-            confidence=0.95,
-            details={"duration_s": round(end - start, 3), "threshold_db": o.noise_db},
-        )
+        return duration_event("audio.silence", start, end, self.options, threshold_db=self.options.noise_db)
