@@ -74,7 +74,7 @@ class VideoFrame:
 
 @dataclasses.dataclass(eq=False)
 class AudioChunk:
-    """Decoded audio: `samples` is float32 in [-1, 1], shape (n_samples, channels)."""
+    """Decoded audio: `samples` is float32 in [-1, 1], shape (n_samples, channels), channel-major."""
 
     time: float
     samples: np.ndarray
