@@ -112,3 +112,12 @@ def test_wrong_options_exit_2_with_the_key_named(defective_clip, args, message):
     result = CliRunner().invoke(app, ["check", str(defective_clip), *args])
     assert result.exit_code == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_demo_finds_every_injected_defect(tmp_path):
+    """The README's first command: the built-in example must show streamqc working."""
+    result = CliRunner().invoke(app, ["demo", "--keep", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    kinds_found = {e["kind"] for e in json.loads(result.stdout)["events"]}
+    assert kinds_found == {"video.freeze", "video.black", "audio.silence", "audio.dropout"}
+    assert (tmp_path / "streamqc-demo.ts").is_file()
