@@ -111,6 +111,18 @@ def test_video_only_input(tmp_path):
     assert [e["kind"] for e in report["events"]] == ["video.freeze"]
 
 
+def test_dash_manifest_is_refused_with_the_reason(tmp_path):
+    """PyAV's FFmpeg has no DASH demuxer (it needs libxml2): say so instead of "invalid data"."""
+    source = make_clip(tmp_path / "clip.mp4", seconds=4.0, container="mp4")
+    with av.open(str(source)) as src, av.open(str(tmp_path / "manifest.mpd"), "w", format="dash", options={"seg_duration": "2"}) as out:
+        mapping = {s.index: out.add_stream_from_template(s) for s in src.streams if s.type in ("video", "audio")}
+        for packet in src.demux(*[src.streams[i] for i in mapping]):
+            if packet.dts is not None:
+                packet.stream = mapping[packet.stream_index]
+                out.mux(packet)
+    assert_unreadable(run_check(tmp_path / "manifest.mpd"), "no DASH demuxer")
+
+
 def test_connection_refused_url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

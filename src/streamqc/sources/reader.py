@@ -142,6 +142,11 @@ def open_media(url: str, options: SourceOptions = SourceOptions()) -> "MediaRead
     except av.error.FileNotFoundError:
         raise InputError(f"no such file or resource: {url}") from None
     except av.error.InvalidDataError:
+        if url.split("?", 1)[0].lower().endswith(".mpd"):
+            raise InputError(
+                f"DASH manifests cannot be read: the FFmpeg in PyAV's wheels has no DASH demuxer; "
+                f"check the stream's HLS rendition or a single-file representation instead: {url}"
+            ) from None
         raise InputError(f"not a media stream FFmpeg can read: {url}") from None
     except (av.error.ConnectionRefusedError, av.error.ConnectionResetError):
         raise InputError(f"connection refused: {url}") from None
