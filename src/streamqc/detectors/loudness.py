@@ -402,7 +402,7 @@ class LoudnessMeter:
         if self._recent_count >= 4:
             power = (recent[-1] + recent[-2] + recent[-3] + recent[-4]) / (4 * self._block_len)
             if power > 0.0:
-                momentary = -0.691 + 10.0 * math.log10(power)
+                momentary = float(loudness_of(power))
             self._integrated.add(power, momentary)
             self._momentary = momentary
             if momentary > self._momentary_max:
@@ -413,7 +413,7 @@ class LoudnessMeter:
         if self._recent_count >= 30:
             power = math.fsum(recent) / (30 * self._block_len)
             if power > 0.0:
-                short_term = -0.691 + 10.0 * math.log10(power)
+                short_term = float(loudness_of(power))
             self._range.add(power, short_term)
             self._short_term = short_term
             if short_term > self._short_term_max:

@@ -353,30 +353,20 @@ def run_reference(
                 chains.append(("video", _Chain("video", vfilters, on_video, [freeze, black])))
             if CORRUPTION in wanted and options.block_fresh_state:
                 chains.append(("video", _Chain("video", [("blockdetect", "")], on_video, [], fresh_each_frame=True)))
-        if want_audio and SILENCE in wanted:
-            chains.append(
-                (
+        audio_runs = (
+            (SILENCE, options.silence_noise_db, options.silence_min_duration_s, silence),
+            (DROPOUT, options.dropout_noise_db, options.dropout_min_duration_s, dropout),
+        )
+        for kind, noise_db, min_duration_s, runs in audio_runs:
+            # Each silencedetect in a graph of its own: two in one chain overwrite each other's metadata.
+            if want_audio and kind in wanted:
+                chain = _Chain(
                     "audio",
-                    _Chain(
-                        "audio",
-                        [("silencedetect", f"n={options.silence_noise_db}dB:d={options.silence_min_duration_s}")],
-                        lambda f: silence.feed(dict(f.metadata)),
-                        [silence],
-                    ),
+                    [("silencedetect", f"n={noise_db}dB:d={min_duration_s}")],
+                    lambda f, runs=runs: runs.feed(dict(f.metadata)),
+                    [runs],
                 )
-            )
-        if want_audio and DROPOUT in wanted:
-            chains.append(
-                (
-                    "audio",
-                    _Chain(
-                        "audio",
-                        [("silencedetect", f"n={options.dropout_noise_db}dB:d={options.dropout_min_duration_s}")],
-                        lambda f: dropout.feed(dict(f.metadata)),
-                        [dropout],
-                    ),
-                )
-            )
+                chains.append(("audio", chain))
 
         # Audio is decoded only when judged (or when it is the clock); video at least up
         # to its first frame, which is the clock's zero.
