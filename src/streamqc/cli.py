@@ -146,6 +146,7 @@ def synth(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same corpus.")] = 1,
     cases: Annotated[int, typer.Option(help="Number of cases.")] = 48,
     media: Annotated[Optional[pathlib.Path], typer.Option(help="Real clips to use as content (default: $STREAMQC_MEDIA when it exists).")] = None,
+    recipe: Annotated[Optional[list[str]], typer.Option(help="Only these recipes, e.g. corrupt_drop (repeatable; default: all).")] = None,
 ) -> None:
     """Write a labelled corpus (media files + labels) for `streamqc eval`."""
     from rich.progress import Progress
@@ -156,7 +157,7 @@ def synth(
     try:
         with Progress(console=err_console, transient=True) as bar:
             task = bar.add_task("synthesising", total=cases)
-            paths = build_corpus(out, seed=seed, cases=cases, media_dir=media_dir, progress=lambda done, total: bar.update(task, completed=done, total=total))
+            paths = build_corpus(out, seed=seed, cases=cases, media_dir=media_dir, recipes_only=tuple(recipe) if recipe else None, progress=lambda done, total: bar.update(task, completed=done, total=total))
     except (RuntimeError, OSError, ValueError) as err:
         # A case the generator cannot build (or verify) stops the corpus: say which, in one line.
         _fail(f"corpus not written: {str(err).splitlines()[0]}")

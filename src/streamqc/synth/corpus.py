@@ -107,8 +107,17 @@ def plan_case(seed: int, index: int, recipe: str, profile: Profile = FULL) -> Ca
     )
 
 
-def plan_corpus(seed: int, cases: int, profile: Profile = FULL) -> list[CasePlan]:
-    return [plan_case(seed, i, ORDER[i % len(ORDER)], profile) for i in range(cases)]
+def plan_corpus(seed: int, cases: int, profile: Profile = FULL,
+                recipes_only: tuple[str, ...] | None = None) -> list[CasePlan]:
+    """The corpus's cases; recipes_only keeps ORDER's rotation but only those recipes."""
+    order = ORDER
+    if recipes_only:
+        unknown = sorted(set(recipes_only) - set(recipes.RECIPES))
+        if unknown:
+            raise ValueError(f"unknown recipe(s) {', '.join(unknown)}; known: {', '.join(sorted(recipes.RECIPES))}")
+        order = tuple(r for r in ORDER if r in recipes_only) + tuple(
+            r for r in recipes_only if r not in ORDER)
+    return [plan_case(seed, i, order[i % len(order)], profile) for i in range(cases)]
 
 
 # --- one case ------------------------------------------------------------------------------
@@ -260,7 +269,7 @@ def _build_case_job(plan: CasePlan, out_dir: str, media_dir: str | None) -> str:
 
 def build_corpus(out_dir: Path, seed: int, cases: int = 48, media_dir: Path | None = None,
                  progress: Callable[[int, int], None] | None = None, workers: int | None = None,
-                 profile: Profile = FULL) -> list[Path]:
+                 profile: Profile = FULL, recipes_only: tuple[str, ...] | None = None) -> list[Path]:
     """Write `cases` labelled cases and manifest.json into out_dir; return the label paths.
 
     media_dir: real clips to use as content in some cases (default STREAMQC_MEDIA or
@@ -272,7 +281,7 @@ def build_corpus(out_dir: Path, seed: int, cases: int = 48, media_dir: Path | No
     if media_dir is None:
         media_dir = clips.default_media_dir()
     media = Path(media_dir) if Path(media_dir).is_dir() else None
-    plans = plan_corpus(seed, cases, profile)
+    plans = plan_corpus(seed, cases, profile, recipes_only)
     workers = workers or min(2, os.cpu_count() or 1)
     done = 0
     paths: dict[int, Path] = {}
