@@ -66,14 +66,14 @@ def check_input(
                 end = max(end, buffer.time + buffer.duration)
                 if duration is not None and buffer.time >= duration:
                     break
-            events.extend(chain.feed(buffer))
+            events.extend(e for e in chain.feed(buffer) if not e.ongoing)
             if progress is not None and end >= next_report:
                 progress(end, total)
                 next_report = end + 0.5
         media = reader.info.to_dict()
     if duration is not None:
         end = min(end, duration)
-    events.extend(chain.finish(end))
+    events.extend(e for e in chain.finish(end) if not e.ongoing)
     for event in events:
         event.start = max(0.0, event.start)
         event.end = max(event.start, event.end)
