@@ -1,4 +1,4 @@
-"""Command line: `streamqc check`, `streamqc demo`, `streamqc synth`, `streamqc eval`."""
+"""Command line: `streamqc check`, `streamqc demo`, `streamqc synth`, `streamqc eval`, `streamqc monitor`."""
 
 from __future__ import annotations
 
@@ -192,6 +192,27 @@ def evaluate(
         json_output.write_text(json.dumps(report.to_dict(), indent=2))
     if markdown:
         markdown.write_text(render_markdown(report))
+
+
+@app.command()
+def monitor(
+    config: Annotated[Optional[str], typer.Option(help="Streams and settings (YAML), see docs/live-architecture.md.")] = None,
+    stream: Annotated[Optional[list[str]], typer.Option("--stream", help="A stream URL to monitor (repeatable): udp://..., http(s)://...m3u8, loop://file.ts ...")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: the config's, else the number of cores).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdout (each with stream and at).")] = False,
+    state_dir: Annotated[Optional[str], typer.Option(help="Where the event journal lives (default: the config's, else ./streamqc-state).")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: run until SIGINT/SIGTERM).")] = None,
+) -> None:
+    """Watch live streams: events as they happen, journaled first; exit 2 on a bad config."""
+    from streamqc.monitor import load_config, parse_config
+    from streamqc.monitor.service import run, with_cli_streams
+
+    try:
+        settings = load_config(config) if config else parse_config({}, "defaults")
+        settings = with_cli_streams(settings, list(stream or []), workers, state_dir)
+    except StreamQCError as err:
+        _fail(str(err))
+    run(settings, json_output, duration)
 
 
 def _default_media() -> pathlib.Path | None:

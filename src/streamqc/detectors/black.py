@@ -60,7 +60,11 @@ class BlackDetector(Detector):
             return []
         black, _, _ = self.measure(frame)
         closed = self._run.update(frame.time, black, frame.time + frame.duration)
-        return [self._event(*closed)] if closed else []
+        events = [self._event(*closed)] if closed else []
+        reached = self._run.reached()
+        if reached:
+            events.append(duration_event("video.black", *reached, self.options, ongoing=True))
+        return events
 
     def finish(self, end: float) -> list[Event]:
         closed = self._run.finish(end)

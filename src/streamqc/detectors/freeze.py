@@ -107,6 +107,13 @@ class FreezeDetector(Detector):
         return changed <= max(1, self.options.max_changed_fraction * diff.size), typical
 
     def feed(self, frame: VideoFrame) -> list[Event]:
+        events = self._feed(frame)
+        reached = self._run.reached() if not self._reference_black else None
+        if reached:
+            events.append(duration_event("video.freeze", *reached, self.options, ongoing=True))
+        return events
+
+    def _feed(self, frame: VideoFrame) -> list[Event]:
         if not self._sampler.wants(frame):
             if self._run.start is not None and not self._changes:
                 self._run.last_end = frame.time + frame.duration

@@ -53,6 +53,10 @@ class SilenceDetector(Detector):
                     events.append(self._event(*closed))
             if silent[-1]:
                 self._run.last_end = start + len(silent) * step
+        reached = self._run.reached()
+        if reached:
+            events.append(duration_event("audio.silence", *reached, self.options, ongoing=True,
+                                         threshold_db=self.options.noise_db))
         return events
 
     def finish(self, end: float) -> list[Event]:
