@@ -215,6 +215,26 @@ def monitor(
     run(settings, json_output, duration)
 
 
+@app.command()
+def report(
+    store: Annotated[str, typer.Option(help="The analytics store: a folder or s3://bucket/prefix (S3 endpoint: $AWS_ENDPOINT_URL).")],
+    from_: Annotated[str, typer.Option("--from", help="Start of the range, ISO 8601 (UTC unless an offset is given).")],
+    to: Annotated[str, typer.Option(help="End of the range (excluded), ISO 8601.")],
+    stream: Annotated[Optional[str], typer.Option(help="Only this stream id.")] = None,
+    format_: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Availability, down minutes and defects by kind per stream over a time range, from the store."""
+    from streamqc.analytics import build_report, parse_time, print_report
+
+    if format_ not in ("table", "csv", "json"):
+        _fail(f"--format must be table, csv or json, got {format_!r}")
+    try:
+        result = build_report(store, parse_time(from_, "--from"), parse_time(to, "--to"), stream)
+    except StreamQCError as err:
+        _fail(str(err))
+    print_report(result, format_, sys.stdout, _console())
+
+
 def _default_media() -> pathlib.Path | None:
     path = pathlib.Path(os.environ.get("STREAMQC_MEDIA", pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "media"))
     return path if path.is_dir() else None
