@@ -210,9 +210,21 @@ def monitor(
     try:
         settings = load_config(config) if config else parse_config({}, "defaults")
         settings = with_cli_streams(settings, list(stream or []), workers, state_dir)
+        _check_issue5_sections(settings)
+        run(settings, json_output, duration)
     except StreamQCError as err:
         _fail(str(err))
-    run(settings, json_output, duration)
+
+
+def _check_issue5_sections(settings) -> None:
+    """The store and server sections fail before anything starts (ConfigError names the key)."""
+    from streamqc.server.app import ServerConfig
+    from streamqc.sinks.store import StoreConfig, location_of
+
+    if settings.store is not None:
+        location_of(StoreConfig.from_section(settings.store))
+    if settings.server is not None:
+        ServerConfig.from_section(settings.server).address()
 
 
 @app.command()

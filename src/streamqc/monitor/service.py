@@ -10,7 +10,9 @@ from streamqc.errors import ConfigError
 from streamqc.monitor.config import MonitorConfig, StreamConfig
 from streamqc.monitor.output import JournalTail
 from streamqc.monitor.supervisor import Supervisor
+from streamqc.server.serve import start_server
 from streamqc.sinks.journal import Journal
+from streamqc.sinks.store import start_store
 
 
 def with_cli_streams(config: MonitorConfig, urls: list[str], workers: int | None, state_dir: str | None) -> MonitorConfig:
@@ -45,9 +47,14 @@ def run(config: MonitorConfig, as_json: bool, duration_s: float | None = None) -
     tail.start()
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    supervisor = Supervisor(config)
+    # Issue 5: the analytics store takes the measurements, the API serves the control surface.
+    store = start_store(config.store, journal) if config.store is not None else None
+    supervisor = Supervisor(config, on_measurement=store.add_measurement if store is not None else None)
+    server = None
     try:
         supervisor.start()
+        if config.server is not None:
+            server = start_server(config.server, journal.path, supervisor)
         deadline = time.monotonic() + duration_s if duration_s is not None else None
         while not stop.is_set():
             remaining = None if deadline is None else deadline - time.monotonic()
@@ -55,7 +62,11 @@ def run(config: MonitorConfig, as_json: bool, duration_s: float | None = None) -
                 break
             stop.wait(0.5 if remaining is None else min(0.5, remaining))
     finally:
+        if server is not None:
+            server.stop()
         supervisor.stop()
+        if store is not None:
+            store.close()
         tail.stop()
         journal.close()
         for sig, handler in previous.items():

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -53,3 +56,18 @@ class ServerThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def start_server(section: Any, journal_path: str | Path, control: Any) -> ServerThread:
+    """The API for the monitor config's `server:` section, on its own journal connection."""
+    from streamqc.server.app import ServerConfig, create_app
+    from streamqc.sinks.journal import Journal
+
+    config = ServerConfig.from_section(section)
+    if not config.all_tokens():
+        print(f"streamqc api: no tokens (server.tokens or ${config.tokens_env}): changes are refused"
+              + ("" if config.public_reads else " and so are reads"), file=sys.stderr, flush=True)
+    host, port = config.address()
+    server = ServerThread(create_app(Journal(journal_path), control, config), host, port).start()
+    print(f"streamqc api: listening on {server.url} (OpenAPI at {server.url}/docs)", file=sys.stderr, flush=True)
+    return server

@@ -291,3 +291,8 @@ class StoreWriter:
             self._thread.join(30.0)
         self.poll()
         return self.roll()
+
+
+def start_store(section: Any, journal: Journal) -> StoreWriter:
+    """The store for the monitor config's `store:` section, polling and rolling on its own thread."""
+    return StoreWriter(journal, StoreConfig.from_section(section)).start()
