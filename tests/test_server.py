@@ -87,6 +87,7 @@ def test_writes_need_a_token_and_reads_too_unless_public(api, journal):
     assert api.get("/ready").status_code == 200
     spec = api.get("/openapi.json").json()
     assert {"/streams", "/streams/{stream_id}/pause", "/events", "/events/stream", "/metrics"} <= set(spec["paths"])
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert api.get("/docs").status_code == 200
 
     public = create_app(journal, None, ServerConfig(tokens=[TOKEN], tokens_env="", public_reads=True))

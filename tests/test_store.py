@@ -189,3 +189,12 @@ def test_cli_report_formats(local_scripted_store):
     assert table.exit_code == 0 and "news-1" in table.stdout and "90.0" in table.stdout
     bad = runner.invoke(app, ["report", "--store", url, "--from", "yesterday", "--to", iso(600)])
     assert bad.exit_code == 2 and "not an ISO 8601 time" in bad.stderr
+
+
+def test_cli_report_reads_s3_with_the_endpoint_option(s3_env, s3_server, tmp_path, monkeypatch):
+    (url, _, _), = [item for item in scripted("s3://qc-store/analytics", tmp_path)]
+    monkeypatch.delenv("AWS_ENDPOINT_URL")  # the option alone says where the server is
+    result = CliRunner().invoke(app, ["report", "--store", url, "--from", iso(0), "--to", iso(600),
+                                      "--stream", "news-1", "--format", "json", "--endpoint-url", s3_server])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["streams"][0]["availability_pct"] == 90.0

@@ -234,14 +234,17 @@ def report(
     to: Annotated[str, typer.Option(help="End of the range (excluded), ISO 8601.")],
     stream: Annotated[Optional[str], typer.Option(help="Only this stream id.")] = None,
     format_: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    endpoint_url: Annotated[Optional[str], typer.Option(help="S3-compatible server for s3:// stores, e.g. http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL).")] = None,
 ) -> None:
     """Availability, down minutes and defects by kind per stream over a time range, from the store."""
     from streamqc.analytics import build_report, parse_time, print_report
+    from streamqc.sinks.store import open_location
 
     if format_ not in ("table", "csv", "json"):
         _fail(f"--format must be table, csv or json, got {format_!r}")
     try:
-        result = build_report(store, parse_time(from_, "--from"), parse_time(to, "--to"), stream)
+        location = open_location(store, endpoint_url=endpoint_url)
+        result = build_report(store, parse_time(from_, "--from"), parse_time(to, "--to"), stream, location)
     except StreamQCError as err:
         _fail(str(err))
     print_report(result, format_, sys.stdout, _console())

@@ -73,18 +73,19 @@ class ServerConfig(BaseModel):
         return host.strip("[]") or "127.0.0.1", int(port)
 
 
+_BEARER = HTTPBearer(auto_error=False, description="a token from server.tokens or $STREAMQC_TOKENS")
+
+
 class _Auth:
     """Bearer-token check: 401 without a token, 403 with a wrong one."""
 
     def __init__(self, tokens: list[str], required: bool) -> None:
         self.tokens = [t.encode() for t in tokens]
         self.required = required
-        self.scheme = HTTPBearer(auto_error=False)
 
-    async def __call__(self, request: Request) -> None:
+    async def __call__(self, credentials: HTTPAuthorizationCredentials | None = Depends(_BEARER)) -> None:
         if not self.required:
             return
-        credentials: HTTPAuthorizationCredentials | None = await self.scheme(request)
         if credentials is None:
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
         given = credentials.credentials.encode()
