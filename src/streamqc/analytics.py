@@ -94,6 +94,8 @@ def build_report(url: str, start: dt.datetime, end: dt.datetime, stream: str | N
     if end <= start:
         raise StreamQCError("--to must be after --from")
     location = location or open_location(url)
+    if location.local and not location.filesystem.get_file_info(location.root).type == pafs.FileType.Directory:
+        raise StreamQCError(f"no store at {location.root}")
     db = duckdb.connect()
     try:
         db.execute("SET TimeZone = 'UTC'")

@@ -129,6 +129,9 @@ def open_location(url: str, endpoint_url: str | None = None, region: str | None 
             if where.scheme not in ("http", "https") or not where.netloc:
                 raise ConfigError(f"store endpoint_url {endpoint!r}: expected http(s)://host:port")
             options.update(endpoint_override=where.netloc, scheme=where.scheme)
+        # An unreachable server fails in seconds, not after the SDK's long default retries.
+        options.update(connect_timeout=5.0, request_timeout=30.0,
+                       retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=3))
         options = {k: v for k, v in options.items() if v is not None}
         filesystem = pafs.S3FileSystem(**options)
         return Location(filesystem, f"{parsed.netloc}{parsed.path}".rstrip("/"), local=False)
