@@ -131,6 +131,17 @@ def test_live_events_arrive_as_server_sent_events(api, journal):
                 break
     assert received["id"] == seq
     assert received["data"]["kind"] == "audio.silence" and received["data"]["stream"] == "sse-1"
+    # Journaled while the client was away: a reconnect with Last-Event-ID gets them, in order.
+    missed = [journal_event(journal, "sse-1", kind) for kind in ("video.freeze", "video.black")]
+    with api.stream("GET", "/events/stream", params={"stream": "sse-1"},
+                    headers={**AUTH, "Last-Event-ID": str(seq)}) as response:
+        ids = []
+        for line in response.iter_lines():
+            if line.startswith("id: "):
+                ids.append(int(line[4:]))
+                if len(ids) == 2:
+                    break
+    assert ids == missed
 
 
 def test_streams_added_paused_resumed_removed_at_runtime(api, state, journal):

@@ -164,10 +164,13 @@ def create_app(journal: Journal, control: Any = None, config: ServerConfig | Non
     @app.post("/streams", tags=["streams"], status_code=201, dependencies=[write])
     def add_stream(stream: StreamConfig) -> dict[str, Any]:
         """Start monitoring a stream (409 if the id is taken, 422 for a bad option)."""
+        control = supervisor()
+        if any(s.id == stream.id for s in control.streams()):
+            raise HTTPException(409, f"stream {stream.id!r} is already monitored")
         try:
-            supervisor().add_stream(stream)
-        except ConfigError as err:
-            raise HTTPException(409 if "already" in str(err) else 422, str(err)) from None
+            control.add_stream(stream)
+        except ConfigError as err:  # a bad detector option (or the same id, added meanwhile)
+            raise HTTPException(422, str(err)) from None
         return status_of(stream.id)
 
     @app.get("/streams/{stream_id}", tags=["streams"], dependencies=[read])
@@ -203,7 +206,8 @@ def create_app(journal: Journal, control: Any = None, config: ServerConfig | Non
     @app.get("/events/stream", tags=["events"], dependencies=[read],
              response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
     async def event_stream(request: Request, stream: str | None = None, kind: str | None = None,
-                           after: int | None = Query(None, ge=0, description="default: from now on")) -> StreamingResponse:
+                           after: int | None = Query(None, ge=0, description="default: from now on"),
+                           ) -> StreamingResponse:
         """New events as Server-Sent Events (`id` = seq; reconnect with Last-Event-ID to resume)."""
         resume = request.headers.get("last-event-id")
         start = after if after is not None else int(resume) if resume and resume.isdigit() else None
