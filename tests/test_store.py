@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import time
 
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -198,3 +199,47 @@ def test_cli_report_reads_s3_with_the_endpoint_option(s3_env, s3_server, tmp_pat
                                       "--stream", "news-1", "--format", "json", "--endpoint-url", s3_server])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["streams"][0]["availability_pct"] == 90.0
+
+
+def test_the_writer_thread_rolls_on_its_own_every_roll_s(tmp_path):
+    data = tmp_path / "data"
+    with Journal(tmp_path / "journal.db") as journal:
+        writer = StoreWriter(journal, StoreConfig(url=str(data), roll_s=0.3)).start(poll_s=0.05)
+        try:
+            journal.append(Event("video.black", 1.0, 4.0, stream="a", at=iso(10)))
+            writer.add_measurement({"stream": "a", "at": iso(10), "luma_mean": 16.0})
+            deadline = time.monotonic() + 10.0
+            while time.monotonic() < deadline and len(list(data.rglob("*.parquet"))) < 2:
+                time.sleep(0.05)
+            assert len(list(data.rglob("*.parquet"))) == 2  # written before close
+            assert journal.cursor(CONSUMER) == journal.last_seq()
+        finally:
+            writer.close()
+
+
+def test_events_wait_in_memory_while_s3_cannot_be_written(s3_env, tmp_path):
+    url = "s3://qc-store/analytics"
+    with Journal(tmp_path / "journal.db") as journal:
+        writer = StoreWriter(journal, StoreConfig(url=url))
+        s3_env.delete_bucket(Bucket="qc-store")  # the store is gone
+        journal.append(Event("stream.down", 5.0, 65.0, Severity.CRITICAL, stream="a", at=iso(65)))
+        writer.poll()
+        assert writer.roll() == [] and writer.last_error
+        assert journal.cursor(CONSUMER) == 0  # not stored: a restart would hand it out again
+        s3_env.create_bucket(Bucket="qc-store")  # back
+        written = writer.close()
+        assert [p.split("/analytics/")[1].rsplit("/", 1)[0] for p in written] == [
+            "events/date=2026-11-20/stream=a"]
+        assert journal.cursor(CONSUMER) == journal.last_seq()
+    report = by_stream(build_report(url, T0, T0 + dt.timedelta(minutes=2)))
+    assert report["a"].down_min == pytest.approx(1.0)
+
+
+def test_monitor_refuses_a_bad_store_section_before_starting(tmp_path):
+    config = tmp_path / "streams.yaml"
+    config.write_text("streams: [{id: a, url: 'udp://127.0.0.1:5000'}]\nstore: {url: ./d, roll_s: 0}\n")
+    result = CliRunner().invoke(app, ["monitor", "--config", str(config)])
+    assert result.exit_code == 2 and "store.roll_s" in result.stderr
+    config.write_text("streams: [{id: a, url: 'udp://127.0.0.1:5000'}]\nstore: {url: 'ftp://x/y'}\n")
+    result = CliRunner().invoke(app, ["monitor", "--config", str(config)])
+    assert result.exit_code == 2 and "expected a folder or s3://" in result.stderr
