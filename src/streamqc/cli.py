@@ -218,12 +218,13 @@ def monitor(
 
 def _check_issue5_sections(settings) -> None:
     """The store and server sections fail before anything starts (ConfigError names the key)."""
-    from streamqc.server.app import ServerConfig
-    from streamqc.sinks.store import StoreConfig, location_of
-
     if settings.store is not None:
+        from streamqc.sinks.store import StoreConfig, location_of
+
         location_of(StoreConfig.from_section(settings.store))
     if settings.server is not None:
+        from streamqc.server.app import ServerConfig
+
         ServerConfig.from_section(settings.server).address()
 
 

@@ -10,9 +10,7 @@ from streamqc.errors import ConfigError
 from streamqc.monitor.config import MonitorConfig, StreamConfig
 from streamqc.monitor.output import JournalTail
 from streamqc.monitor.supervisor import Supervisor
-from streamqc.server.serve import start_server
 from streamqc.sinks.journal import Journal
-from streamqc.sinks.store import start_store
 
 
 def with_cli_streams(config: MonitorConfig, urls: list[str], workers: int | None, state_dir: str | None) -> MonitorConfig:
@@ -47,13 +45,20 @@ def run(config: MonitorConfig, as_json: bool, duration_s: float | None = None) -
     tail.start()
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    # Issue 5: the analytics store takes the measurements, the API serves the control surface.
-    store = start_store(config.store, journal) if config.store is not None else None
+    # Issue 5: the analytics store takes the measurements, the API serves the control surface
+    # (imported only when configured: pyarrow and the web stack take seconds to load).
+    store = None
+    if config.store is not None:
+        from streamqc.sinks.store import start_store
+
+        store = start_store(config.store, journal)
     supervisor = Supervisor(config, on_measurement=store.add_measurement if store is not None else None)
     server = None
     try:
         supervisor.start()
         if config.server is not None:
+            from streamqc.server.serve import start_server
+
             server = start_server(config.server, journal.path, supervisor)
         deadline = time.monotonic() + duration_s if duration_s is not None else None
         while not stop.is_set():
