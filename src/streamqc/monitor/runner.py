@@ -273,9 +273,18 @@ class StreamRunner:
                 return
             if time.monotonic() - started >= self.settings.reconnect.reset_after_s and self._media_seen_since(started):
                 self._backoff.reset()
+            elif not self._media_seen_since(started):
+                with self._lock:
+                    self._fail_over()
             delay = self._backoff.next_delay()
             self._wake.wait(delay)
             self._wake.clear()
+
+    def _fail_over(self) -> None:
+        """An attempt gave no media: with a backup URL, the next attempt uses the other source."""
+        backup = self.stream.backup_url
+        if backup and self.url in (self.stream.url, backup):
+            self.url = backup if self.url == self.stream.url else self.stream.url
 
     def _media_now(self) -> float:
         """The stream's media clock now: it runs on at wall-clock pace while no media comes."""
@@ -490,6 +499,7 @@ class StreamRunner:
             details["closed_by"] = closed_by
         self._publish(dataclasses.replace(opened.event, end=end, ongoing=False, details=details), opened.id, CLOSED)
         if recovered:
+            self.last_error = None
             self._publish(Event("stream.recovered", end, end, Severity.INFO, 1.0,
                                 {"down_s": round(end - opened.event.start, 3), "url": self.url}))
             self._backoff.reset()
