@@ -81,3 +81,31 @@ def test_a_clean_stop_closes_an_ongoing_freeze_with_its_real_end(tmp_path, clip)
     assert closing[0].event.end == pytest.approx(reached, abs=0.1)
     assert not journal.open_defects("sport")
     journal.close()
+
+
+def test_pause_resume_and_switch_source(tmp_path, clip):
+    journal = Journal(tmp_path / "journal.db")
+    other = tmp_path / "other.ts"
+    other.write_bytes(clip.read_bytes())
+    runner = StreamRunner(StreamConfig(id="kids", url=f"loop://{clip}"), {}, SETTINGS, journal)
+    runner.start()
+    try:
+        assert wait_for(lambda: runner.status()["frames"] > 10, 20)
+        runner.pause()
+        assert wait_for(lambda: runner.status()["state"] == "paused", 5)
+        time.sleep(0.3)
+        frames = runner.status()["frames"]
+        time.sleep(SETTINGS.stall_timeout_s + 0.5)
+        # paused: nothing read, and no stall reported for a stream nobody wants watched
+        assert runner.status()["frames"] == frames and runner.status()["state"] == "paused"
+        runner.resume()
+        assert wait_for(lambda: runner.status()["frames"] > frames + 10, 20)
+        runner.switch_source(f"loop://{other}")
+        assert wait_for(lambda: runner.status()["url"] == f"loop://{other}" and runner.status()["attempts"] >= 3, 10)
+        frames = runner.status()["frames"]
+        assert wait_for(lambda: runner.status()["frames"] > frames + 10, 20)
+    finally:
+        runner.stop()
+    assert not journal.read(kind="stream.down")
+    assert not journal.open_defects("kids")
+    journal.close()

@@ -111,6 +111,7 @@ class StreamRunner:
         self.url = stream.url
         self._lock = threading.RLock()  # guards state shared with the watchdog and status readers
         self._stop = threading.Event()
+        self._ending = threading.Event()
         self._wake = threading.Event()
         self._generation = 0
         self._thread: threading.Thread | None = None
@@ -178,8 +179,7 @@ class StreamRunner:
         with self._lock:
             self.paused = True
             self._set_state(PAUSED)
-        self._wake.set()
-        self._interrupt()
+        self._end_session()
 
     def resume(self) -> None:
         with self._lock:
@@ -192,11 +192,17 @@ class StreamRunner:
         with self._lock:
             self.url = url
             self._backoff.reset()
+        self._end_session()
+
+    def _end_session(self) -> None:
+        """End the current session at its next buffer, closing what is open (pause, switch)."""
+        self._ending.set()
         self._wake.set()
-        self._interrupt()
+        if isinstance(self._reader, LoopReader):
+            self._reader.close()
 
     def _interrupt(self) -> None:
-        """End the current session soon (pause, source switch)."""
+        """Give up on a session thread that hangs: a new thread takes over the stream."""
         with self._lock:
             self._generation += 1
             generation = self._generation
@@ -232,6 +238,7 @@ class StreamRunner:
                 self.last_error = f"no progress for {now - step:.0f} s: session restarted"
                 self.restarts += 1
                 self._step_since = None
+                self._close_all("restart")  # the stuck session's detectors are given up with it
                 restart = True
             else:
                 restart = False
@@ -252,6 +259,7 @@ class StreamRunner:
                 self._wake.clear()
                 continue
             started = time.monotonic()
+            self._ending.clear()
             try:
                 self._session(generation)
             except _Abandoned:
@@ -328,7 +336,7 @@ class StreamRunner:
                     break
                 if generation != self._generation:
                     raise _Abandoned
-                if self._stop.is_set():
+                if self._stop.is_set() or self._ending.is_set():
                     break
                 if isinstance(buffer, StreamNote) and buffer.kind == "end":
                     break
