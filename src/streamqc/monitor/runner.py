@@ -43,6 +43,8 @@ STARTING, OK, DEGRADED, DOWN, PAUSED = "starting", "ok", "degraded", "down", "pa
 
 # A defect that closed less than this long ago still counts for "degraded".
 DEGRADED_HOLD_S = 10.0
+# A stream that was down is up again once this much media has come in a row.
+RECOVERY_MEDIA_S = 0.5
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,6 +111,7 @@ class StreamRunner:
         self.url = stream.url
         self._lock = threading.RLock()  # guards state shared with the watchdog and status readers
         self._stop = threading.Event()
+        self._ending = threading.Event()
         self._wake = threading.Event()
         self._generation = 0
         self._thread: threading.Thread | None = None
@@ -136,6 +139,8 @@ class StreamRunner:
         self._step_since: float | None = None
         self._shedding: _Open | None = None
         self._shed_at_start = 0
+        self._draining = False  # the input failed; the decoder is giving back what it held
+        self._recovery_start: float | None = None  # media time media came back while down
         self._max_lag_s = 0.0
         self._next_measure = 0.0
         # events of the journal left open by a previous run (a crash): closed once the
@@ -165,15 +170,16 @@ class StreamRunner:
             if thread is not None and thread.is_alive():
                 self._generation += 1  # whatever it still does is not published
             self._close_all("shutdown")
+            if self._orphans:
+                self._close_orphans(closed_by="shutdown")
             if self._down is not None:
-                self._close_down(self._media_end, recovered=False, closed_by="shutdown")
+                self._close_down(self._media_now(), recovered=False, closed_by="shutdown")
 
     def pause(self) -> None:
         with self._lock:
             self.paused = True
             self._set_state(PAUSED)
-        self._wake.set()
-        self._interrupt()
+        self._end_session()
 
     def resume(self) -> None:
         with self._lock:
@@ -186,11 +192,17 @@ class StreamRunner:
         with self._lock:
             self.url = url
             self._backoff.reset()
+        self._end_session()
+
+    def _end_session(self) -> None:
+        """End the current session at its next buffer, closing what is open (pause, switch)."""
+        self._ending.set()
         self._wake.set()
-        self._interrupt()
+        if isinstance(self._reader, LoopReader):
+            self._reader.close()
 
     def _interrupt(self) -> None:
-        """End the current session soon (pause, source switch)."""
+        """Give up on a session thread that hangs: a new thread takes over the stream."""
         with self._lock:
             self._generation += 1
             generation = self._generation
@@ -226,6 +238,7 @@ class StreamRunner:
                 self.last_error = f"no progress for {now - step:.0f} s: session restarted"
                 self.restarts += 1
                 self._step_since = None
+                self._close_all("restart")  # the stuck session's detectors are given up with it
                 restart = True
             else:
                 restart = False
@@ -246,6 +259,7 @@ class StreamRunner:
                 self._wake.clear()
                 continue
             started = time.monotonic()
+            self._ending.clear()
             try:
                 self._session(generation)
             except _Abandoned:
@@ -267,9 +281,22 @@ class StreamRunner:
                 return
             if time.monotonic() - started >= self.settings.reconnect.reset_after_s and self._media_seen_since(started):
                 self._backoff.reset()
+            elif not self._media_seen_since(started):
+                with self._lock:
+                    self._fail_over()
             delay = self._backoff.next_delay()
             self._wake.wait(delay)
             self._wake.clear()
+
+    def _fail_over(self) -> None:
+        """An attempt gave no media: with a backup URL, the next attempt uses the other source."""
+        backup = self.stream.backup_url
+        if backup and self.url in (self.stream.url, backup):
+            self.url = backup if self.url == self.stream.url else self.stream.url
+
+    def _media_now(self) -> float:
+        """The stream's media clock now: it runs on at wall-clock pace while no media comes."""
+        return self._media_end + max(0.0, time.monotonic() - self._last_media_wall)
 
     def _media_seen_since(self, started: float) -> bool:
         return self._last_media_wall > started
@@ -281,7 +308,9 @@ class StreamRunner:
             self._step_since = time.monotonic()
         options = SourceOptions(threads=self.settings.decoder_threads,
                                 open_timeout_s=max(self.settings.stall_timeout_s, 5.0),
-                                read_timeout_s=max(self.settings.stall_timeout_s, 5.0))
+                                # longer than the stall timeout: the watchdog reports a stall,
+                                # the read timeout only ends a session that is not coming back
+                                read_timeout_s=2.0 * max(self.settings.stall_timeout_s, 2.5))
         reader = open_live(url, options)
         self._reader = reader
         chain = DetectorChain.from_options(self.detector_options)
@@ -295,6 +324,8 @@ class StreamRunner:
                 gap = max(0.0, time.monotonic() - self._last_media_wall) if self.frames else 0.0
                 self._offset = self._media_end + gap
                 self._session_clock = None
+                self._draining = False
+                self._recovery_start = None
             buffers = iter(reader)
             while True:
                 with self._lock:
@@ -305,7 +336,7 @@ class StreamRunner:
                     break
                 if generation != self._generation:
                     raise _Abandoned
-                if self._stop.is_set():
+                if self._stop.is_set() or self._ending.is_set():
                     break
                 if isinstance(buffer, StreamNote) and buffer.kind == "end":
                     break
@@ -329,6 +360,10 @@ class StreamRunner:
         now = time.monotonic()
         events: list[Event] = []
         if isinstance(buffer, StreamNote):
+            if buffer.kind == "read_error":
+                # What follows is the decoder emptying its delay line, not the input
+                # coming back: it is analysed but neither ends a stall nor counts as lag.
+                self._draining = True
             if buffer.kind == "decode_error":
                 self.decode_errors += 1
             if buffer.kind == "event" and isinstance(buffer.details.get("event"), Event):
@@ -337,13 +372,27 @@ class StreamRunner:
             return chain.feed(buffer)
         end = buffer.time + buffer.duration
         with self._lock:
-            self._last_media_wall = now
-            if self._down is not None:
-                self._close_down(buffer.time, recovered=True)
-            if self._orphans:
-                self._close_orphans()
-            if self._session_clock is None or now - buffer.time < self._session_clock:
-                self._session_clock = now - buffer.time
+            if not self._draining:
+                if self._down is not None and self._recovery_start is None:
+                    # The clock ran on while the input was away (the timestamps of a
+                    # resumed feed need not say so): event times keep pace with the wall.
+                    shift = self._media_end + (now - self._last_media_wall) - buffer.time
+                    if shift > 0.1:
+                        self._offset += shift
+                        buffer.time += shift
+                        end += shift
+                self._last_media_wall = now
+                if self._down is not None:
+                    # Recovered once media flows again for a while: the few buffers a
+                    # decoder gives back when its input ends are not a recovery.
+                    if self._recovery_start is None:
+                        self._recovery_start = buffer.time
+                    elif end - self._recovery_start >= RECOVERY_MEDIA_S:
+                        self._close_down(self._recovery_start, recovered=True)
+                if self._orphans:
+                    self._close_orphans()
+                if self._session_clock is None or now - buffer.time < self._session_clock:
+                    self._session_clock = now - buffer.time
         if isinstance(buffer, VideoFrame):
             self.frames += 1
             if self._shedding is not None:
@@ -359,7 +408,8 @@ class StreamRunner:
         done = time.monotonic()
         with self._lock:
             self._media_end = max(self._media_end, end)
-            assert self._session_clock is not None
+            if self._session_clock is None or self._draining:
+                return events
             lag = max(0.0, (done - buffer.time) - self._session_clock)
             self.processing_lag_s = lag
             self._max_lag_s = max(self._max_lag_s, lag)
@@ -442,6 +492,7 @@ class StreamRunner:
                        "never_up": self.frames == 0}, ongoing=True)
         event_id = new_event_id()
         self._down = _Open(event_id, event)
+        self._recovery_start = None
         self._set_state(DOWN)
         self._publish(event, event_id, OPEN)
         if self._orphans:
@@ -456,11 +507,12 @@ class StreamRunner:
             details["closed_by"] = closed_by
         self._publish(dataclasses.replace(opened.event, end=end, ongoing=False, details=details), opened.id, CLOSED)
         if recovered:
+            self.last_error = None
             self._publish(Event("stream.recovered", end, end, Severity.INFO, 1.0,
                                 {"down_s": round(end - opened.event.start, 3), "url": self.url}))
             self._backoff.reset()
 
-    def _close_orphans(self) -> None:
+    def _close_orphans(self, closed_by: str = "restart") -> None:
         """Close the events a crashed run left open, now that the stream's state is known.
 
         Their real end is unknown: the last time it was known to go on is the open
@@ -472,7 +524,7 @@ class StreamRunner:
         for record in orphans:
             event = record.event
             closing = dataclasses.replace(event, ongoing=False, details={
-                **event.details, "closed_by": "restart", "state_after_restart": state})
+                **event.details, "closed_by": closed_by, "state_after_restart": state})
             self._publish(closing, record.id, CLOSED)
 
     # -- state --------------------------------------------------------------

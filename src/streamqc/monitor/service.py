@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
 import signal
 import threading
 import time
@@ -61,7 +64,9 @@ def run(config: MonitorConfig, as_json: bool, duration_s: float | None = None) -
 
             server = start_server(config.server, journal.path, supervisor)
         deadline = time.monotonic() + duration_s if duration_s is not None else None
+        status_path = pathlib.Path(config.state_dir) / "status.json"
         while not stop.is_set():
+            write_status(supervisor, status_path)
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 break
@@ -76,3 +81,12 @@ def run(config: MonitorConfig, as_json: bool, duration_s: float | None = None) -
         journal.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def write_status(supervisor: Supervisor, path: pathlib.Path) -> None:
+    """`<state_dir>/status.json`: every stream's status and the workers, for operators and scripts."""
+    snapshot = {"at": time.time(), "pid": os.getpid(),
+                "streams": [s.to_dict() for s in supervisor.streams()], "workers": supervisor.workers()}
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(snapshot, indent=1))
+    os.replace(temporary, path)

@@ -2,8 +2,10 @@
 
 Streams go to the worker with the fewest. The supervisor's thread waits on every
 worker's pipe and process sentinel together, so a worker that dies (SIGKILL, a crash
-in native code, the OOM killer) is noticed within milliseconds and a new process takes
-its slot and its streams. The control surface (`add_stream` ... `streams()`) is what the
+in native code, the OOM killer) is noticed within milliseconds, and a spare worker,
+started in advance with its imports done, takes its slot and its streams at once
+(starting a Python process with FFmpeg, numpy and scipy takes seconds on a busy host);
+a new spare is then started in the background. The control surface (`add_stream` ... `streams()`) is what the
 HTTP API uses; every method is thread-safe.
 """
 
@@ -67,6 +69,7 @@ class Supervisor:
         self._ctx = multiprocessing.get_context("spawn")  # no inherited threads or sockets
         self._lock = threading.RLock()
         self._slots = [_Slot(i) for i in range(config.worker_count)]
+        self._spare = _Slot(-1)
         self._streams: dict[str, StreamConfig] = {}
         self._paused: set[str] = set()
         self._assigned: dict[str, int] = {}
@@ -81,6 +84,7 @@ class Supervisor:
         with self._lock:
             for slot in self._slots:
                 self._spawn(slot)
+            self._spawn(self._spare)
             for stream in self.config.streams:
                 if stream.enabled:
                     self._add(stream)
@@ -91,10 +95,10 @@ class Supervisor:
         """Stop every worker cleanly: each closes its open events with their real end."""
         self._stopping.set()  # no more restarts; the watch thread keeps reading the pipes
         with self._lock:
-            for slot in self._slots:
+            for slot in self._all():
                 self._send(slot, ("stop",))
         deadline = time.monotonic() + timeout_s
-        for slot in self._slots:
+        for slot in self._all():
             if slot.process is not None:
                 slot.process.join(max(0.1, deadline - time.monotonic()))
                 if slot.process.is_alive():
@@ -186,20 +190,33 @@ class Supervisor:
         child_end.close()
         slot.process, slot.conn, slot.pid, slot.started = process, parent_end, process.pid, time.monotonic()
 
+    def _all(self) -> list[_Slot]:
+        return [*self._slots, self._spare]
+
     def _respawn(self, slot: _Slot) -> None:
-        """A worker died: a new process takes its slot and every stream it had."""
+        """A worker died: the spare (or a new process) takes its slot and every stream it had."""
         code = slot.process.exitcode if slot.process is not None else None
         if slot.conn is not None:
             slot.conn.close()
+        if slot is self._spare:
+            self._spawn(slot)
+            return
         slot.restarts += 1
-        print(f"streamqc monitor: worker {slot.index} (pid {slot.pid}) died (exit {code}); restarting it",
+        spare = self._spare
+        if spare.process is not None and spare.process.is_alive():
+            slot.process, slot.conn, slot.pid, slot.started = spare.process, spare.conn, spare.pid, time.monotonic()
+            spare.process = spare.conn = spare.pid = None
+        else:
+            self._spawn(slot)
+        print(f"streamqc monitor: worker {slot.index} died (exit {code}); pid {slot.pid} took over its streams",
               file=sys.stderr, flush=True)
-        self._spawn(slot)
         for stream_id, index in self._assigned.items():
             if index == slot.index:
                 status = self._status[stream_id]
                 status.state, status.since = "starting", utc_now_iso()
                 self._send(slot, ("add", self._streams[stream_id].model_dump_json(), stream_id in self._paused))
+        if self._spare.process is None:
+            self._spawn(self._spare)
 
     def _send(self, slot: _Slot, message: tuple) -> None:
         if slot.conn is None:
@@ -214,7 +231,7 @@ class Supervisor:
         while not self._closed.is_set():
             with self._lock:
                 waitables: dict[Any, _Slot] = {}
-                for slot in self._slots:
+                for slot in self._all():
                     if slot.conn is not None:
                         waitables[slot.conn] = slot
                     if slot.process is not None:
@@ -240,7 +257,8 @@ class Supervisor:
             while conn is not None and conn.poll():
                 message = conn.recv()
                 if message[0] == "status":
-                    _, index, pid, rss, statuses = message
+                    _, _, pid, rss, statuses = message
+                    index = slot.index
                     slot.rss_bytes = rss
                     for item in statuses:
                         if self._assigned.get(item["id"]) != index:
