@@ -230,5 +230,6 @@ def print_report(report: Report, fmt: str, out: Any, console: Any) -> None:
     for row in rows:
         table.add_row(*("-" if row[c] is None else str(row[c]) for c in columns))
     if not rows:
-        console.print("no data for this range")
+        console.print(f"no data for {_iso(report.start)} .. {_iso(report.end)}", highlight=False)
+        return
     console.print(table)
