@@ -175,3 +175,37 @@ def test_a_receiver_that_never_recovers_is_dead_lettered_after_max_attempts(tmp_
     assert [(l["record"]["phase"], l["attempts"]) for l in letters] == [("open", 3), ("closed", 3)]
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [line["phase"] for line in lines] == ["open", "closed"] and lines[0]["key"].endswith(":open")
+
+
+def test_start_sinks_delivers_and_acts_in_threads_until_stopped(tmp_path):
+    """The monitor's hook: start_sinks(config, journal_path, stop_event) -> threads."""
+    from streamqc.sinks.service import start_sinks
+
+    hook = Receiver().start()
+    origin = Receiver().start()
+    config = {
+        "streams": [{"id": "ch1", "url": "udp://127.0.0.1:5000", "backup_url": "udp://127.0.0.1:5001"}],
+        "notify": [{"name": "hook", "type": "webhook", "url": hook.url, "secret": SECRET}],
+        "actions": [{"name": "switch", "kinds": ["video.freeze"],
+                     "http": {"url": origin.url + "/switch", "json": {"to": "{stream.backup_url}"}}}],
+    }
+    stop = threading.Event()
+    journal_path = tmp_path / "state" / "journal.db"
+    try:
+        with Journal(journal_path) as journal:
+            threads = start_sinks(config, journal_path, stop)
+            opened = journal.append(Event("video.freeze", 3.0, 5.0, stream="ch1", at="2026-11-26T17:00:00.000Z",
+                                          ongoing=True))
+            assert origin.wait_for(1, 10.0)
+            assert hook.wait_for(2, 10.0), "the defect and the action's outcome"
+            stop.set()
+            for thread in threads:
+                thread.join(10)
+            assert not any(thread.is_alive() for thread in threads)
+    finally:
+        hook.stop()
+        origin.stop()
+    assert json.loads(origin.requests[0]["body"]) == {"to": "udp://127.0.0.1:5001"}
+    kinds = [(b["kind"], b["phase"]) for b in hook.json_bodies()]
+    assert kinds == [("video.freeze", "open"), ("action.succeeded", "closed")]
+    assert hook.json_bodies()[1]["details"]["defect_id"] == opened.id

@@ -88,14 +88,16 @@ class ActionEngine:
 
     def step(self) -> float:
         """Take in new journal records, run what is due; seconds until something may be due."""
-        for record in self.journal.read(after_seq=self.cursor, limit=1000):
-            if record.phase == OPEN:
-                self._open(record)
-            elif record.phase == CLOSED:
-                for key in [k for k in self.cases if k[0] == record.id]:
-                    del self.cases[key]
-            self.journal.advance(CURSOR, record.seq)
-            self.cursor = record.seq
+        # Read up to the end before acting: a defect whose end is already journaled needs no fix.
+        while records := self.journal.read(after_seq=self.cursor, limit=1000):
+            for record in records:
+                if record.phase == OPEN:
+                    self._open(record)
+                elif record.phase == CLOSED:
+                    for key in [k for k in self.cases if k[0] == record.id]:
+                        del self.cases[key]
+            self.cursor = records[-1].seq
+            self.journal.advance(CURSOR, self.cursor)
         waits = [self._act(key) for key in list(self.cases)]
         return min([self.poll_s, *[w for w in waits if w is not None]])
 
