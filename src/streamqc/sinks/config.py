@@ -248,9 +248,13 @@ def describe_error(err: pydantic.ValidationError, section: str) -> str:
             continue  # the union's branch name, not a key the user wrote
         else:
             path += f".{part}"
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown key"
+    elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        path += ".type"
+        message = f"expected one of webhook, slack, pagerduty, stdout, got {first['input'].get('type')!r}" \
+            if isinstance(first["input"], dict) else message
     return f"{path}: {message}"
 
 
