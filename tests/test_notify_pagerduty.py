@@ -39,7 +39,7 @@ def test_trigger_when_a_defect_starts_and_resolve_when_it_ends(tmp_path, monkeyp
                     {"id": "news-2", "url": "udp://127.0.0.1:5002", "tags": {"tier": "bronze"}}],
         "notify": [{"name": "pager", "type": "pagerduty", "url": receiver.url + "/v2/enqueue",
                     "routing_key_env": "PD_KEY", "retry": {"initial_s": 0.05, "max_delay_s": 0.2},
-                    "routes": [{"kinds": ["video.*", "audio.*", "stream.down", "stream.recovered"],
+                    "routes": [{"kinds": ["video.*", "audio.*", "stream.down", "stream.recovered", "action.*"],
                                 "min_severity": "major", "tags": {"tier": "gold"}}]}],
     }
     try:
@@ -55,6 +55,14 @@ def test_trigger_when_a_defect_starts_and_resolve_when_it_ends(tmp_path, monkeyp
             journal.append(Event("stream.recovered", 61.0, 61.0, Severity.INFO, stream="news-1", at=AT))
             second = journal.append(Event("video.freeze", 70.0, 72.0, Severity.CRITICAL, stream="news-1", at=AT, ongoing=True))
             journal.append(Event("video.freeze", 70.0, 75.0, Severity.CRITICAL, stream="news-1", at=AT), event_id=second.id)
+            # The fix did not clear a black screen: the escalation pages on the defect's own alert.
+            third = journal.append(Event("video.black", 80.0, 82.0, Severity.MAJOR, stream="news-1", at=AT, ongoing=True))
+            journal.append(Event("action.succeeded", 80.0, 82.0, Severity.INFO, stream="news-1", at=AT,
+                                 details={"rule": "switch", "attempt": 1, "defect_id": third.id}))
+            journal.append(Event("action.escalated", 80.0, 95.0, Severity.CRITICAL, stream="news-1", at=AT,
+                                 details={"rule": "switch", "attempts": 1, "defect_id": third.id,
+                                          "defect_kind": "video.black"}))
+            journal.append(Event("video.black", 80.0, 99.0, Severity.MAJOR, stream="news-1", at=AT), event_id=third.id)
             outbox = build_outbox(config, journal)
             assert outbox.drain(10)
             outbox.close()
@@ -62,7 +70,7 @@ def test_trigger_when_a_defect_starts_and_resolve_when_it_ends(tmp_path, monkeyp
         receiver.stop()
 
     sent = receiver.json_bodies()
-    assert len(sent) == 9  # 8 events and one retry after the 429
+    assert len(sent) == 12  # 11 events and one retry after the 429
     for event in sent:
         jsonschema.validate(event, SCHEMA)
         assert event["routing_key"] == "0123456789abcdef0123456789abcdef"
@@ -76,11 +84,14 @@ def test_trigger_when_a_defect_starts_and_resolve_when_it_ends(tmp_path, monkeyp
         ("resolve", "streamqc/news-1/video.freeze"),
         ("trigger", "streamqc/news-1/stream.down"), ("resolve", "streamqc/news-1/stream.down"),
         ("trigger", "streamqc/news-1/video.freeze"), ("resolve", "streamqc/news-1/video.freeze"),
+        ("trigger", "streamqc/news-1/video.black"), ("trigger", "streamqc/news-1/video.black"),
+        ("resolve", "streamqc/news-1/video.black"),
     ]
     first = accepted[0]["payload"]
     assert first["severity"] == "error" and first["source"] == "streamqc:news-1"
     assert first["custom_details"]["defect_id"] == freeze.id and first["summary"].startswith("video.freeze on news-1")
     assert accepted[4]["payload"]["severity"] == "critical"
+    assert accepted[9]["payload"]["severity"] == "critical" and accepted[9]["payload"]["class"] == "action.escalated"
 
 
 def test_a_payload_missing_a_required_field_fails_the_schema():

@@ -42,7 +42,9 @@ def test_slack_messages_follow_block_kit_and_only_routed_events_go(tmp_path):
     messages = receiver.json_bodies()
     for message in messages:
         jsonschema.validate(message, SCHEMA)
-    assert [m["blocks"][0]["text"]["text"].split(":")[0] for m in messages] == ["started", "ended", "ended"]
+    titles = [m["blocks"][0]["text"]["text"] for m in messages]
+    assert [t.split(":")[0] for t in titles[:2]] == ["started", "ended"]
+    assert titles[2] == "action.escalated on sport-1 at 1.00 s (critical)"
     started, ended, escalated = messages
     # Slack reads mrkdwn (and the fallback text) as markup: stream names there are escaped.
     marked = [started["text"], *_mrkdwn(started["blocks"])]

@@ -69,7 +69,7 @@ class ActionEngine:
         self.cursor = journal.cursor(CURSOR)
         self.cases: dict[tuple[str, str], _Case] = {}  # (defect id, rule name)
         self.last_run: dict[tuple[str, str | None], float] = {}  # (rule name, stream): for the cooldown
-        self._client = httpx.Client(follow_redirects=False, trust_env=False)
+        self._client = httpx.Client(follow_redirects=False)
         self._resume()
 
     def _resume(self) -> None:

@@ -52,7 +52,7 @@ class Notifier:
 class HttpNotifier(Notifier):
     def __init__(self, name: str, timeout_s: float) -> None:
         super().__init__(name)
-        self.client = httpx.Client(timeout=timeout_s, follow_redirects=False, trust_env=False)
+        self.client = httpx.Client(timeout=timeout_s, follow_redirects=False)
 
     def post(self, url: str, content: bytes, headers: dict[str, str]) -> httpx.Response:
         try:
@@ -97,6 +97,6 @@ def summary(data: dict[str, Any]) -> str:
     """`video.freeze on news-1 at 12.40 s (major)`: one line for chat and pager titles."""
     stream = data.get("stream") or "?"
     text = f"{data['kind']} on {stream} at {data['start']:.2f} s ({data['severity']})"
-    if data.get("phase") == "closed" and data.get("end", 0) > data.get("start", 0):
+    if data.get("phase") == "closed" and not data["kind"].startswith("action.") and data["end"] > data["start"]:
         text += f", lasted {data['end'] - data['start']:.1f} s"
     return text

@@ -11,7 +11,10 @@ defect that flaps does not page twice while its alert is open. The defect's own 
 - the closed record of a defect that was open -> `resolve`;
 - a defect reported only once over (e.g. an audio dropout) -> `trigger` then `resolve`, so
   PagerDuty has it on record without leaving an alert open;
-- `stream.recovered` -> `resolve` of the stream's `stream.down` key.
+- `stream.recovered` -> `resolve` of the stream's `stream.down` key;
+- `action.escalated` (a fix that did not clear a defect) -> `trigger` on the defect's own key
+  at critical severity, left open for a person (the defect's end resolves it when the
+  defect itself was routed here).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ def pagerduty_events(record: Record, defect_opened: bool, routing_key: str, sour
     if kind == "stream.recovered":
         return [_resolve(routing_key, dedup_key(stream, "stream.down"))]
     key = dedup_key(stream, kind)
+    escalation = kind == "action.escalated"
+    if escalation:
+        key = dedup_key(stream, str(data.get("details", {}).get("defect_kind", kind)))
     if record.phase == "closed" and defect_opened:
         return [_resolve(routing_key, key)]
     trigger = {
@@ -55,7 +61,7 @@ def pagerduty_events(record: Record, defect_opened: bool, routing_key: str, sour
     }
     if data.get("at"):
         trigger["payload"]["timestamp"] = data["at"]
-    return [trigger] if record.phase == "open" else [trigger, _resolve(routing_key, key)]
+    return [trigger] if record.phase == "open" or escalation else [trigger, _resolve(routing_key, key)]
 
 
 def _resolve(routing_key: str, key: str) -> dict[str, Any]:

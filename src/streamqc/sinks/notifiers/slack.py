@@ -26,12 +26,16 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def slack_message(record: Record) -> dict[str, Any]:
+def slack_message(record: Record, defect_opened: bool = False) -> dict[str, Any]:
+    """A defect's start ("started: ..."), its end ("ended: ..."), or an event reported once."""
     data = record.to_dict()
-    ended = record.phase == "closed"
     title = summary(data)
-    state = "ended" if ended else "started"
-    icon = ":white_check_mark:" if ended else _ICONS.get(data["severity"], "")
+    if record.phase == "open":
+        title, icon = f"started: {title}", _ICONS.get(data["severity"], "")
+    elif defect_opened:
+        title, icon = f"ended: {title}", ":white_check_mark:"
+    else:
+        icon = _ICONS.get(data["severity"], "")
     fields = [
         ("Stream", data.get("stream") or "?"),
         ("Kind", data["kind"]),
@@ -42,13 +46,13 @@ def slack_message(record: Record) -> dict[str, Any]:
         fields.append(("Detected at", data["at"]))
     details = json.dumps(data.get("details") or {}, sort_keys=True)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": _clip(f"{state}: {title}", 150)}},
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150)}},
         {"type": "section",
          "fields": [{"type": "mrkdwn", "text": _clip(f"*{name}*\n{escape(str(value))}", 2000)} for name, value in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"```{escape(details)}```", 3000)}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(f"streamqc · {record.key} · seq {record.seq}")}]},
     ]
-    return {"text": _clip(f"{icon} {escape(state + ': ' + title)}".strip(), 3000), "blocks": blocks}
+    return {"text": _clip(f"{icon} {escape(title)}".strip(), 3000), "blocks": blocks}
 
 
 class SlackNotifier(HttpNotifier):
@@ -57,5 +61,5 @@ class SlackNotifier(HttpNotifier):
         self.url = url
 
     def send(self, record: Record, defect_opened: bool) -> None:
-        body = json.dumps(slack_message(record), separators=(",", ":")).encode()
+        body = json.dumps(slack_message(record, defect_opened), separators=(",", ":")).encode()
         self.post(self.url, body, {"User-Agent": "streamqc-slack"})
