@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+import time
 
 import pytest
 from media import frame, make_clip
@@ -95,7 +96,7 @@ def test_the_action_switches_the_origin_to_its_backup_and_the_defect_clears(tmp_
             live = config["streams"][0]["url"]
             first = _poll(journal, "news-1", live, open_ids)
             assert [e.kind for e in first if e.is_defect] == ["video.freeze"] and "video.freeze" in open_ids
-            engine.step()
+            engine.settle()
             done = _actions(journal)
             assert [e.kind for e in done] == ["action.succeeded"]
             assert done[0].details["status"] == 200 and done[0].details["attempt"] == 1
@@ -107,7 +108,7 @@ def test_the_action_switches_the_origin_to_its_backup_and_the_defect_clears(tmp_
             assert [e for e in second if e.is_defect] == [] and open_ids == {}
             assert journal.open_defects() == []
             clock.now += 60
-            engine.step()
+            engine.settle()
             assert [e.kind for e in _actions(journal)] == ["action.succeeded"], "cleared: no retry, no escalation"
             engine.close()
     finally:
@@ -134,21 +135,21 @@ def test_cooldown_attempt_cap_and_escalation(tmp_path):
         with Journal(tmp_path / "journal.db") as journal:
             engine = ActionEngine(journal, rules, clock=clock)
             first = _open(journal, "ch1")
-            engine.step()
+            engine.settle()
             assert _actions(journal) == [], "2 s of freeze is under the rule's 3 s"
             clock.now += 1.0
-            engine.step()
+            engine.settle()
             assert [(e.kind, e.details["attempt"]) for e in _actions(journal)] == [("action.failed", 1)]
             assert _actions(journal)[0].details["status"] == 500
             clock.now += 10.0  # settled, but the cooldown (30 s) holds the second attempt back
-            engine.step()
+            engine.settle()
             assert len(_actions(journal)) == 1
             clock.now += 20.0
-            engine.step()
+            engine.settle()
             assert [(e.kind, e.details["attempt"]) for e in _actions(journal)][-1] == ("action.failed", 2)
             clock.now += 10.0  # still open after the last attempt: escalate, once
-            engine.step()
-            engine.step()
+            engine.settle()
+            engine.settle()
             escalated = _actions(journal, "action.escalated")
             assert len(escalated) == 1 and escalated[0].severity == Severity.CRITICAL
             assert escalated[0].details == {"rule": "restart-encoder", "attempts": 2, "defect_id": first,
@@ -157,11 +158,11 @@ def test_cooldown_attempt_cap_and_escalation(tmp_path):
             # A new defect on the same stream inside the cooldown waits; another stream does not.
             second, other = _open(journal, "ch1", start=40.0, duration=3.0), _open(journal, "ch2", duration=3.0)
             clock.now += 5.0
-            engine.step()
+            engine.settle()
             tried = [(e.stream, e.details["defect_id"]) for e in _actions(journal, "action.failed")]
             assert tried[-1] == ("ch2", other) and ("ch1", second) not in tried
             clock.now += 30.0
-            engine.step()
+            engine.settle()
             tried = [(e.stream, e.details["defect_id"], e.details["attempt"]) for e in _actions(journal, "action.failed")]
             assert sorted(tried[-2:]) == [("ch1", second, 1), ("ch2", other, 2)]
             engine.close()
@@ -198,7 +199,7 @@ def test_command_values_stay_one_literal_argument(tmp_path, monkeypatch, stream_
     with Journal(tmp_path / "journal.db") as journal:
         engine = build_actions(config, journal)
         _open(journal, stream_id)
-        engine.step()
+        engine.settle()
         engine.close()
         (outcome,) = _actions(journal)
     assert outcome.kind == "action.succeeded", outcome.details
@@ -221,7 +222,7 @@ def test_http_values_cannot_change_the_url_and_a_missing_value_fails_cleanly(tmp
         with Journal(tmp_path / "journal.db") as journal:
             engine = build_actions(config, journal)
             _open(journal, "../admin?drop=1#x")
-            engine.step()
+            engine.settle()
             engine.close()
             outcomes = {e.details["rule"]: e for e in _actions(journal)}
     finally:
@@ -240,3 +241,34 @@ def test_bad_action_rules_name_the_key():
     with pytest.raises(ConfigError, match=r"actions\[1\]\.cooldown_s"):
         parse_actions([{"name": "a", "command": {"argv": ["true"]}},
                        {"name": "b", "cooldown_s": -1, "command": {"argv": ["true"]}}])
+
+
+def test_a_slow_command_on_one_stream_does_not_hold_back_another(tmp_path):
+    receiver = Receiver().start()
+    config = {
+        "streams": [{"id": "slow", "tags": {"fix": "command"}}, {"id": "fast", "tags": {"fix": "http"}}],
+        "actions": [
+            {"name": "slow-fix", "kinds": ["video.freeze"], "tags": {"fix": "command"},
+             "command": {"argv": [sys.executable, "-c", "import time; time.sleep(3)"]}},
+            {"name": "fast-fix", "kinds": ["video.freeze"], "tags": {"fix": "http"},
+             "http": {"url": receiver.url + "/switch/{stream.id}"}},
+        ],
+    }
+    try:
+        with Journal(tmp_path / "journal.db") as journal:
+            engine = build_actions(config, journal)
+            _open(journal, "slow")
+            _open(journal, "fast")
+            engine.step()
+            deadline = time.monotonic() + 2.5
+            while not _actions(journal) and time.monotonic() < deadline:
+                engine.step()
+                time.sleep(0.02)
+            assert engine.busy, "the HTTP fix waited for the slow command"
+            assert [(e.kind, e.stream) for e in _actions(journal)] == [("action.succeeded", "fast")]
+            engine.settle()
+            assert sorted((e.kind, e.stream) for e in _actions(journal)) == [("action.succeeded", "fast"),
+                                                                             ("action.succeeded", "slow")]
+            engine.close()
+    finally:
+        receiver.stop()

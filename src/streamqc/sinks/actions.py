@@ -23,6 +23,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -50,6 +51,7 @@ class _Case:
     attempts: int = 0
     last_attempt: float | None = None
     escalated: bool = False
+    running: Future | None = None  # the attempt in progress
 
 
 @dataclasses.dataclass(slots=True)
@@ -60,7 +62,7 @@ class Outcome:
 
 class ActionEngine:
     def __init__(self, journal: Journal, rules: list[ActionRule], streams: StreamLookup | None = None,
-                 clock: Callable[[], float] = time.monotonic, poll_s: float = 0.2) -> None:
+                 clock: Callable[[], float] = time.monotonic, poll_s: float = 0.2, workers: int = 4) -> None:
         self.journal = journal
         self.rules = rules
         self.streams = streams or (lambda stream: None)
@@ -70,6 +72,10 @@ class ActionEngine:
         self.cases: dict[tuple[str, str], _Case] = {}  # (defect id, rule name)
         self.last_run: dict[tuple[str, str | None], float] = {}  # (rule name, stream): for the cooldown
         self._client = httpx.Client(follow_redirects=False)
+        # Actions run in a small pool so that a slow command on one stream does not hold
+        # back the others; their outcomes are collected (and journaled) by step().
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="streamqc-action")
+        self._ended: list[_Case] = []  # defects that ended while their attempt was running
         self._resume()
 
     def _resume(self) -> None:
@@ -95,11 +101,28 @@ class ActionEngine:
                     self._open(record)
                 elif record.phase == CLOSED:
                     for key in [k for k in self.cases if k[0] == record.id]:
-                        del self.cases[key]
+                        case = self.cases.pop(key)
+                        if case.running is not None:
+                            self._ended.append(case)
             self.cursor = records[-1].seq
             self.journal.advance(CURSOR, self.cursor)
+        for case in [c for c in self._ended if c.running is not None and c.running.done()]:
+            self._collect(case)
+            self._ended.remove(case)
         waits = [self._act(key) for key in list(self.cases)]
         return min([self.poll_s, *[w for w in waits if w is not None]])
+
+    @property
+    def busy(self) -> bool:
+        return any(c.running is not None for c in [*self.cases.values(), *self._ended])
+
+    def settle(self, timeout_s: float = 30.0) -> None:
+        """Step until no action is running (for tools and tests); at most `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        self.step()
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+            self.step()
 
     def run(self, stop_event: threading.Event) -> None:
         while not stop_event.is_set():
@@ -124,6 +147,11 @@ class ActionEngine:
     def _act(self, key: tuple[str, str]) -> float | None:
         case = self.cases[key]
         rule, now = case.rule, self.clock()
+        if case.running is not None:
+            if not case.running.done():
+                return None
+            self._collect(case)
+            case.last_attempt = now  # the fix gets settle_s from when it finished
         if case.escalated:
             return None
         if now < case.due:
@@ -139,10 +167,14 @@ class ActionEngine:
             return last + rule.cooldown_s - now
         case.attempts += 1
         case.last_attempt = self.last_run[cooldown_key] = now
-        outcome = self.execute(rule, case.record, case.attempts)
+        case.running = self._pool.submit(self.execute, rule, case.record, case.attempts)
+        return 0.0
+
+    def _collect(self, case: _Case) -> None:
+        assert case.running is not None
+        outcome, case.running = case.running.result(), None
         self._journal(SUCCEEDED if outcome.ok else FAILED, case, outcome.details,
                       Severity.INFO if outcome.ok else Severity.MAJOR)
-        return 0.0
 
     def execute(self, rule: ActionRule, record: Record, attempt: int) -> Outcome:
         event = record.event
@@ -161,6 +193,9 @@ class ActionEngine:
                 ok = self._command(rule, values, details)
         except MissingValue as err:
             ok, details["error"] = False, f"no value for {{{err}}} on stream {event.stream!r}"
+        except Exception as err:  # an outcome, whatever happened: the engine must go on
+            log.exception("action %s on %s: unexpected error", rule.name, event.stream)
+            ok, details["error"] = False, f"{type(err).__name__}: {err}"
         details["duration_ms"] = round((time.monotonic() - started) * 1000.0, 1)
         level = logging.INFO if ok else logging.WARNING
         log.log(level, "action %s on %s (attempt %d): %s", rule.name, event.stream, attempt,
@@ -220,4 +255,8 @@ class ActionEngine:
                                          stream=defect.stream, at=utc_now_iso()))
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for case in [*self.cases.values(), *self._ended]:
+            if case.running is not None:
+                self._collect(case)
         self._client.close()
