@@ -211,7 +211,8 @@ def main() -> int:
                      "target_s": min_duration[kind] + 1.0})
     latencies = [r["latency_s"] for r in rows if r["latency_s"] is not None]
     target = max(min_duration[k] for k, _ in labels) + 1.0
-    print(f"live announcements: {'the detectors ongoing events' if native else 'bench stand-in (detectors emit no ongoing events yet)'}")
+    source = "the detectors' ongoing events" if native else "bench stand-in (the detectors emit no ongoing events yet)"
+    print(f"live announcements: {source}")
     print(f"{'kind':<14}{'onset s':>9}{'detected s':>12}{'latency s':>11}{'target s':>10}")
     for row in rows:
         latency = "missed" if row["latency_s"] is None else f"{row['latency_s']:.3f}"

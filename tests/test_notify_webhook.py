@@ -150,7 +150,7 @@ def test_a_rejected_event_is_dead_lettered_and_the_next_ones_still_go_out(tmp_pa
     delivered = [(b["start"], b["phase"]) for b in receiver.json_bodies()]
     assert delivered.count((10.0, "open")) == 3 and delivered.count((0.0, "open")) == 1
     letters = [json.loads(line) for line in (tmp_path / "dead-letters.jsonl").read_text().splitlines()]
-    assert [(l["notifier"], l["record"]["start"], l["attempts"]) for l in letters] == [("hook", 0.0, 1)]
+    assert [(d["notifier"], d["record"]["start"], d["attempts"]) for d in letters] == [("hook", 0.0, 1)]
     assert "HTTP 400" in letters[0]["reason"]
     assert any("dead letter" in message for message in caplog.messages)
 
@@ -172,7 +172,7 @@ def test_a_receiver_that_never_recovers_is_dead_lettered_after_max_attempts(tmp_
         receiver.stop()
     assert len(receiver.requests) == 6  # two records, three attempts each
     letters = [json.loads(line) for line in (tmp_path / "dead-letters.jsonl").read_text().splitlines()]
-    assert [(l["record"]["phase"], l["attempts"]) for l in letters] == [("open", 3), ("closed", 3)]
+    assert [(d["record"]["phase"], d["attempts"]) for d in letters] == [("open", 3), ("closed", 3)]
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [line["phase"] for line in lines] == ["open", "closed"] and lines[0]["key"].endswith(":open")
 

@@ -151,7 +151,8 @@ class StdoutConfig(_NotifierBase):
     type: Literal["stdout"]
 
 
-NotifierConfig = Annotated[Union[WebhookConfig, SlackConfig, PagerDutyConfig, StdoutConfig], Field(discriminator="type")]
+NotifierConfig = Annotated[Union[WebhookConfig, SlackConfig, PagerDutyConfig, StdoutConfig],
+                           Field(discriminator="type")]
 
 
 class HttpAction(_Strict):

@@ -45,7 +45,8 @@ def build_outbox(config: Any, journal: Journal | str | Path,
 
 def build_actions(config: Any, journal: Journal,
                   streams: Callable[[str | None], StreamInfo | None] | None = None, **options: Any) -> ActionEngine:
-    return ActionEngine(journal, parse_actions(_section(config, "actions")), streams or _stream_lookup(config), **options)
+    rules = parse_actions(_section(config, "actions"))
+    return ActionEngine(journal, rules, streams or _stream_lookup(config), **options)
 
 
 def _router(config: Any) -> Callable[[Record, Mapping[str, str], bool], bool]:

@@ -29,7 +29,8 @@ def _fields(template: str) -> list[tuple[str, str | None]]:
     for literal, name, spec, conversion in _FORMATTER.parse(template):
         if name is not None and (spec or conversion):
             raise ValueError(f"placeholder {{{name}}} takes no format spec or conversion")
-        if name is not None and name not in _NAMES and not (name.startswith(_PREFIXES) and len(name) > len(_PREFIXES[0])):
+        tag = name is not None and name.startswith(_PREFIXES) and len(name) > len(_PREFIXES[0])
+        if name is not None and name not in _NAMES and not tag:
             raise ValueError(f"unknown placeholder {{{name}}} (known: {', '.join(sorted(_NAMES))}, stream.tags.<key>)")
         pieces.append((literal, name))
     return pieces

@@ -69,7 +69,8 @@ def _resolve(routing_key: str, key: str) -> dict[str, Any]:
 
 
 class PagerDutyNotifier(HttpNotifier):
-    def __init__(self, name: str, url: str, routing_key: str, source: str = "streamqc", timeout_s: float = 10.0) -> None:
+    def __init__(self, name: str, url: str, routing_key: str, source: str = "streamqc",
+                 timeout_s: float = 10.0) -> None:
         super().__init__(name, timeout_s)
         self.url = url
         self.routing_key = routing_key

@@ -47,10 +47,11 @@ def slack_message(record: Record, defect_opened: bool = False) -> dict[str, Any]
     details = json.dumps(data.get("details") or {}, sort_keys=True)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150)}},
-        {"type": "section",
-         "fields": [{"type": "mrkdwn", "text": _clip(f"*{name}*\n{escape(str(value))}", 2000)} for name, value in fields]},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": _clip(f"*{name}*\n{escape(str(value))}", 2000)}
+                                       for name, value in fields]},
         {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"```{escape(details)}```", 3000)}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": escape(f"streamqc · {record.key} · seq {record.seq}")}]},
+        {"type": "context",
+         "elements": [{"type": "mrkdwn", "text": escape(f"streamqc · {record.key} · seq {record.seq}")}]},
     ]
     return {"text": _clip(f"{icon} {escape(title)}".strip(), 3000), "blocks": blocks}
 
