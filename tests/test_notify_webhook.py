@@ -259,3 +259,22 @@ def test_delivery_resumes_after_the_outbox_process_is_killed(tmp_path):
     assert sorted(set(received)) == sorted(keys)
     assert len(received) - len(set(received)) <= 1
     assert all(_signature_ok(r) for r in receiver.requests)
+
+
+def test_a_failing_record_older_than_max_age_is_dead_lettered(tmp_path):
+    receiver = Receiver(lambda request: (503, b"maintenance")).start()
+    ticks = iter(range(0, 10_000, 2))  # every look at the clock: 2 s later
+
+    try:
+        with Journal(tmp_path / "j.db") as journal:
+            journal.append(Event("video.black", 0.0, 3.0, stream="ch1", at="2026-11-26T17:00:00.000Z"))
+            outbox = Outbox(journal, [(WebhookNotifier("hook", receiver.url, SECRET), _everything,
+                                       Retry(initial_s=0.5, max_delay_s=1.0, max_attempts=1000, max_age_s=10.0))],
+                            clock=lambda: float(next(ticks)))
+            assert outbox.drain(10)
+            outbox.close()
+    finally:
+        receiver.stop()
+    (letter,) = [json.loads(line) for line in (tmp_path / "dead-letters.jsonl").read_text().splitlines()]
+    assert 2 <= letter["attempts"] <= 7 and "HTTP 503" in letter["reason"]
+    assert len(receiver.requests) == letter["attempts"]
