@@ -185,6 +185,7 @@ def test_metrics_count_defects_once_per_event_and_notifications(served, journal)
                    event_id=opened.id, phase=CLOSED)
     journal_event(journal, "m-1", "video.freeze")
     journal_event(journal, "m-1", "stream.recovered", severity=Severity.INFO)
+    journal_event(journal, "m-1", "action.failed", severity=Severity.MAJOR)
     # The notifier outbox (same process) reports each delivery and failure.
     app.state.metrics.notification_delivered("webhook", 0.3)
     app.state.metrics.notification_delivered("webhook", 4.0)
@@ -194,7 +195,7 @@ def test_metrics_count_defects_once_per_event_and_notifications(served, journal)
     defects = {(s.labels["stream"], s.labels["kind"]): s.value
                for s in families["streamqc_defects"].samples if s.name == "streamqc_defects_total"}
     assert defects[("m-1", "video.freeze")] == 2.0
-    assert ("m-1", "stream.recovered") not in defects
+    assert ("m-1", "stream.recovered") not in defects and ("m-1", "action.failed") not in defects
     latency = {s.name: s.value for s in families["streamqc_notification_latency_seconds"].samples
                if s.labels.get("le") in (None, "0.5")}
     assert latency["streamqc_notification_latency_seconds_count"] == 2.0

@@ -88,6 +88,9 @@ def script_ten_minutes(journal: Journal, writer: StoreWriter) -> None:
                          at=iso(OUTAGE[1])), event_id=down.id, phase=CLOSED)
     journal.append(Event("stream.recovered", 1000.0 + OUTAGE[1], 1000.0 + OUTAGE[1], Severity.INFO,
                          stream="news-1", at=iso(OUTAGE[1])))
+    # A corrective action that failed during the outage: journaled, but not a defect of the stream.
+    journal.append(Event("action.failed", down_start, down_start, Severity.MAJOR, stream="news-1",
+                         at=iso(OUTAGE[0] + 20), details={"rule": "restart-encoder"}))
     freeze = journal.append(Event("video.freeze", 1000.0 + FREEZE[0], 1002.0 + FREEZE[0], stream="sport-2",
                                   at=iso(FREEZE[0] + 2), ongoing=True), phase=OPEN)
     journal.append(Event("video.freeze", 1000.0 + FREEZE[0], 1000.0 + FREEZE[1], stream="sport-2",

@@ -15,8 +15,9 @@ Definitions (see docs/analytics.md):
   event interval;
 - down time is the union of its `stream.down` intervals inside the monitored time;
 - availability = 1 - down time / monitored time;
-- defects are events of severity minor or worse; their minutes are their intervals
-  clipped to the range, summed per kind.
+- defects are events of severity minor or worse, except the outcomes of corrective
+  actions (`action.*`); their minutes are their intervals clipped to the range, summed
+  per kind.
 """
 
 from __future__ import annotations
@@ -180,7 +181,8 @@ def _summaries(db: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> list[St
         downs.setdefault(stream, []).append((s, e))
     defects: dict[str, list[KindSummary]] = {}
     for stream, kind, count, seconds in db.execute(
-            _INTERVALS + "SELECT stream, kind, count(*), sum(e - s) FROM clipped WHERE severity <> 'info' "
+            _INTERVALS + "SELECT stream, kind, count(*), sum(e - s) FROM clipped "
+                         "WHERE severity <> 'info' AND kind NOT LIKE 'action.%' "
                          "GROUP BY stream, kind ORDER BY stream, kind", params).fetchall():
         defects.setdefault(stream, []).append(KindSummary(kind, int(count), float(seconds) / 60.0))
     out = []

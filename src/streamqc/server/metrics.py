@@ -69,7 +69,7 @@ class MonitorMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.journal = journal
         self.registry.register(_StreamCollector(control))
-        self.defects = Counter("streamqc_defects", "Defects seen (an event of severity minor or worse, once per id)",
+        self.defects = Counter("streamqc_defects", "Defects seen (severity minor or worse, not action.*; once per id)",
                                ["stream", "kind"], registry=self.registry)
         self.notification_latency = Histogram(
             "streamqc_notification_latency_seconds", "From an event being journaled to its notification delivered",
@@ -94,8 +94,8 @@ class MonitorMetrics:
                 records = self.journal.read(after_seq=self._after, limit=batch)
                 for record in records:
                     event = record.event
-                    if event.severity.rank < Severity.MINOR.rank:
-                        continue
+                    if event.severity.rank < Severity.MINOR.rank or event.kind.startswith("action."):
+                        continue  # notes, and the outcomes of corrective actions, are not defects
                     if record.phase == OPEN:
                         self._open_ids.add(record.id)
                     elif record.phase == CLOSED and record.id in self._open_ids:
