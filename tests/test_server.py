@@ -202,3 +202,33 @@ def test_metrics_count_defects_once_per_event_and_notifications(served, journal)
     assert latency["streamqc_notification_latency_seconds_bucket"] == 1.0  # 0.3 s under 0.5, 4 s not
     failures = families["streamqc_notification_failures"].samples
     assert [(s.labels, s.value) for s in failures if s.name.endswith("_total")] == [({"notifier": "slack"}, 1.0)]
+
+
+def test_notification_latency_and_failures_through_the_real_outbox(tmp_path):
+    from receivers import Receiver
+
+    from streamqc.events import utc_now_iso
+    from streamqc.server.metrics import MonitorMetrics, ObservedNotifier
+    from streamqc.sinks.config import Retry
+    from streamqc.sinks.notifiers.webhook import WebhookNotifier
+    from streamqc.sinks.outbox import Outbox
+
+    answers = iter([503, 200, 200])
+    receiver = Receiver(lambda request: (next(answers, 200), b"")).start()
+    try:
+        with Journal(tmp_path / "journal.db") as journal:
+            metrics = MonitorMetrics(journal)
+            journal_event(journal, "n-1", "video.black", at=utc_now_iso())
+            journal_event(journal, "n-1", "video.freeze", at=utc_now_iso())
+            notifier = ObservedNotifier(WebhookNotifier("hook", receiver.url, "secret"), metrics)
+            outbox = Outbox(journal, [(notifier, lambda record, tags, check: True,
+                                       Retry(initial_s=0.05, max_delay_s=0.1))])
+            assert outbox.drain(timeout_s=10.0)
+            families = {f.name: f for f in text_string_to_metric_families(metrics.exposition().decode())}
+    finally:
+        receiver.stop()
+    samples = {(s.name, s.labels.get("le")): s.value for s in families["streamqc_notification_latency_seconds"].samples}
+    assert samples[("streamqc_notification_latency_seconds_count", None)] == 2.0  # one per event delivered
+    assert samples[("streamqc_notification_latency_seconds_bucket", "5.0")] == 2.0  # both within seconds
+    failures = [s for s in families["streamqc_notification_failures"].samples if s.name.endswith("_total")]
+    assert [(s.labels["notifier"], s.value) for s in failures] == [("hook", 1.0)]  # the 503

@@ -7,8 +7,8 @@ seconds, decode errors, lag); a scrape reads those snapshots through
 `control.streams()`, so the per-stream figures are at most half a second old and need
 no multiprocess files. Defect counts come from the journal, which every worker writes
 and this process reads past its own in-memory cursor on each scrape. Notification
-latency and failures are observed in-process by the notifier outbox, which runs in the
-same main process (`notification_delivered` / `notification_failed`).
+latency and failures are observed in the same main process, where the notifier outbox
+runs: wrap each notifier in `ObservedNotifier` before handing it to the outbox.
 
 Counters taken from a worker's snapshot restart from 0 when its worker is replaced;
 Prometheus' rate() and increase() treat that as a counter reset, as intended.
@@ -17,7 +17,8 @@ Prometheus' rate() and increase() treat that as a counter reset, as intended.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -25,7 +26,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from streamqc.events import Severity
-from streamqc.sinks.journal import CLOSED, OPEN, Journal
+from streamqc.sinks.journal import CLOSED, OPEN, Journal, Record
+from streamqc.sinks.notifiers.base import DeliveryError, Notifier
+from streamqc.sinks.store import parse_at
 
 STATES = ("starting", "ok", "degraded", "down", "paused")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -111,3 +114,30 @@ class MonitorMetrics:
     def exposition(self) -> bytes:
         self.count_defects()
         return generate_latest(self.registry)
+
+
+class ObservedNotifier(Notifier):
+    """A notifier whose deliveries are timed and whose failed attempts are counted.
+
+    Latency runs from the event's `at` (when the monitor journaled it) to the delivery
+    that succeeded, retries included: what the person paged waited. Every attempt that
+    raises DeliveryError counts as a failure, whether it is retried or dead-lettered.
+    """
+
+    def __init__(self, inner: Notifier, metrics: MonitorMetrics, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(inner.name)
+        self.inner = inner
+        self.metrics = metrics
+        self.clock = clock
+
+    def send(self, record: Record, defect_opened: bool) -> None:
+        try:
+            self.inner.send(record, defect_opened)
+        except DeliveryError:
+            self.metrics.notification_failed(self.name)
+            raise
+        if record.event.at:
+            self.metrics.notification_delivered(self.name, self.clock() - parse_at(record.event.at).timestamp())
+
+    def close(self) -> None:
+        self.inner.close()
