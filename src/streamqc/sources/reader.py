@@ -23,6 +23,7 @@ import numpy as np
 from streamqc.errors import InputError
 from streamqc.media import AudioChunk, AudioFormat, Buffer, StreamNote, VideoFormat, VideoFrame
 from streamqc.sources.audio_convert import to_float32
+from streamqc.sources.live_options import LiveOptions
 from streamqc.sources.timeline import Timeline, TimelineOptions
 
 NETWORK_SCHEMES = ("http://", "https://", "udp://", "rtp://", "rtmp://", "rtmps://", "rtsp://", "tcp://", "srt://")
@@ -53,6 +54,7 @@ class SourceOptions:
     # detectors pay their per-call cost ~5x less often, for 0.1 s of added latency
     audio_chunk_s: float = 0.1
     timeline: TimelineOptions = TimelineOptions()
+    live: LiveOptions = LiveOptions()  # our HLS and DASH readers
 
 
 @dataclasses.dataclass(slots=True)
@@ -122,7 +124,16 @@ def _decoder_log() -> _DecoderLog:
 
 
 def open_media(url: str, options: SourceOptions = SourceOptions()) -> "MediaReader":
-    """Open `url` (a path or a network URL); raise InputError with a one-line reason."""
+    """Open `url` (a path or a network URL); raise InputError with a one-line reason.
+
+    Live inputs with readers of our own (see README, "Live inputs"): http(s) URLs of
+    .m3u8 playlists (HLS) and .mpd manifests (DASH), and `loop:PATH` (a file played
+    in a loop in real time). `ffmpeg:URL` opens URL with FFmpeg's own demuxers instead.
+    """
+    own = _own_reader(url)
+    if own is not None:
+        return own(url, options)
+    url = url.removeprefix("ffmpeg:")
     is_network = url.startswith(NETWORK_SCHEMES) or "://" in url and not url.startswith("file:")
     if not is_network:
         path = url.removeprefix("file:")
@@ -161,6 +172,22 @@ def open_media(url: str, options: SourceOptions = SourceOptions()) -> "MediaRead
     except InputError:
         container.close()
         raise
+
+
+def _own_reader(url: str):
+    """The opener of a live reader of our own for `url`, if one handles it."""
+    path = url.split("?", 1)[0].split("#", 1)[0].lower()
+    if url.startswith(("http://", "https://")):
+        if path.endswith(".m3u8"):
+            from streamqc.sources.hls import open_hls
+            return open_hls
+        if path.endswith(".mpd"):
+            from streamqc.sources.dash import open_dash
+            return open_dash
+    if url.startswith("loop:"):
+        from streamqc.sources.loop import open_loop
+        return open_loop
+    return None
 
 
 def _reason(err: BaseException) -> str:
@@ -254,6 +281,11 @@ class MediaReader:
         counts = collections.Counter(s.type for s in self._container.streams)
         duration = self._container.duration / 1_000_000 if self._container.duration else None
         return MediaInfo(self.url, self._container.format.name, duration, video, audio, dict(counts))
+
+    @property
+    def origin(self) -> float | None:
+        """The raw timestamp (s) that became media time 0; None until it is known."""
+        return self._origin
 
     def close(self) -> None:
         self._container.close()
