@@ -188,6 +188,7 @@ class LiveReader:
         self._room = threading.Semaphore(queue_limit)  # decoded buffers waiting for the caller
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._buffers: Iterator[Buffer] | None = None
         if fetcher is not None:
             fetcher.attach(self._queue)
 
@@ -223,6 +224,12 @@ class LiveReader:
             self._queue.put(("done", index))
 
     def __iter__(self) -> Iterator[Buffer]:
+        # One pass: iterating again (after a `break`) goes on where it stopped.
+        if self._buffers is None:
+            self._buffers = self._generate()
+        return self._buffers
+
+    def _generate(self) -> Iterator[Buffer]:
         yield StreamNote("tracks", 0.0, "container", self.info.to_dict())
         for index, part in enumerate(self._parts):
             thread = threading.Thread(target=self._decode, args=(index, part), name=f"decode-{index}", daemon=True)
