@@ -1,0 +1,122 @@
+"""`loop:PATH`: a file played over and over at the pace of its media, as a live channel.
+
+Each pass is decoded by a fresh MediaReader; its buffers are moved along by the media
+already played, so detectors see one continuous clock (no jump at the seam) and a
+live consumer sees media no faster than real time. `loop:PATH?speed=4` plays four
+times faster (tests), `speed=0` unpaced; `times=N` stops after N passes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qs
+
+from streamqc.errors import InputError
+from streamqc.media import Buffer, StreamNote
+from streamqc.sources.reader import MediaInfo, MediaReader, SourceOptions, open_media
+
+_KEYS = {"speed", "times"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoopUrl:
+    path: str
+    speed: float = 1.0
+    times: int | None = None  # None: forever
+
+
+def parse_loop_url(url: str) -> LoopUrl:
+    body = url.removeprefix("loop:")
+    path, _, query = body.rpartition("?")
+    params = parse_qs(query) if path else {}
+    if not path or not params or not set(params) <= _KEYS:
+        return LoopUrl(body)  # a '?' that is part of the file's name
+    try:
+        speed = float(params.get("speed", ["1"])[0])
+        times = int(params["times"][0]) if "times" in params else None
+    except ValueError:
+        raise InputError(f"bad loop URL (speed is a number, times a whole number): {url}") from None
+    if speed < 0 or (times is not None and times < 1):
+        raise InputError(f"bad loop URL (speed >= 0, times >= 1): {url}")
+    return LoopUrl(path, speed, times)
+
+
+def open_loop(url: str, options: SourceOptions) -> "LoopReader":
+    spec = parse_loop_url(url)
+    if "://" in spec.path:
+        raise InputError(f"loop: plays files, not network streams: {url}")
+    first = open_media(spec.path, options)
+    return LoopReader(url, spec, first, options)
+
+
+class LoopReader:
+    """Same interface as MediaReader: `info`, one pass of iteration, `close()`."""
+
+    def __init__(self, url: str, spec: LoopUrl, first: MediaReader, options: SourceOptions) -> None:
+        self.url = url
+        self.options = options
+        self._spec = spec
+        self._current: MediaReader | None = first
+        self._closed = False
+        self.passes = 0
+        info = first.info
+        self.info = MediaInfo(url, f"loop ({info.format})", None, info.video, info.audio, info.tracks_in_container)
+        self._buffers: Iterator[Buffer] | None = None
+
+    def close(self) -> None:
+        self._closed = True
+        if self._current is not None:
+            self._current.close()
+
+    def __enter__(self) -> "LoopReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[Buffer]:
+        if self._buffers is None:
+            self._buffers = self._generate()
+        return self._buffers
+
+    def _generate(self) -> Iterator[Buffer]:
+        yield StreamNote("tracks", 0.0, "container", self.info.to_dict())
+        offset = 0.0
+        started = time.monotonic()
+        speed = self._spec.speed
+        try:
+            while not self._closed:
+                reader = self._current or self._reopen()
+                if reader is None:
+                    return
+                pass_end = 0.0
+                for buffer in reader:
+                    if isinstance(buffer, StreamNote) and buffer.kind in ("tracks", "end"):
+                        pass_end = max(pass_end, buffer.time) if buffer.kind == "end" else pass_end
+                        continue
+                    buffer.time += offset
+                    if speed > 0 and not isinstance(buffer, StreamNote):
+                        wait = started + buffer.time / speed - time.monotonic()
+                        if wait > 0:
+                            time.sleep(wait)
+                    yield buffer
+                self._current = None
+                self.passes += 1
+                if pass_end <= 0.0:
+                    yield StreamNote("read_error", offset, "container", {"reason": f"no media in {self._spec.path}"})
+                    return
+                offset += pass_end
+                if self._spec.times is not None and self.passes >= self._spec.times:
+                    break
+        finally:
+            self.close()
+        yield StreamNote("end", offset, "container")
+
+    def _reopen(self) -> MediaReader | None:
+        try:
+            self._current = open_media(self._spec.path, self.options)
+        except InputError:
+            return None  # the file went away between passes: the channel ends
+        return self._current
