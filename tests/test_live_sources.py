@@ -19,7 +19,9 @@ from streamqc.media import AudioChunk, StreamNote, VideoFrame
 from streamqc.sources import SourceOptions, open_media
 from streamqc.sources.live_options import LiveOptions
 
-from peers import LiveHlsOrigin
+from media import make_clip
+from peers import DashOrigin, HttpOrigin, LiveHlsOrigin, UdpTsSender
+from peers.packager import SMALL_VIDEO, LivePackager
 
 
 def _closed_port() -> int:
@@ -187,3 +189,184 @@ def test_dead_and_wrong_hls_urls_give_clear_errors(hls_origin, tmp_path):
     options = SourceOptions(open_timeout_s=2.0, live=LiveOptions(retry_wait_s=0.05))
     with pytest.raises(InputError, match="no segment .* could be fetched"):
         open_media(hls_origin.http.url("live/dead.m3u8"), options)
+
+
+# -- DASH -----------------------------------------------------------------------
+
+@pytest.fixture
+def dash_origin():
+    with DashOrigin() as origin:
+        yield origin
+
+
+def test_dash_live_video_and_audio_stay_on_one_clock_across_a_missing_segment(dash_origin):
+    faults = {}
+
+    def inject(media_s: float) -> None:
+        if media_s >= 1.0 and not faults:
+            faults["missing"] = dash_origin.fail_segment()
+
+    with open_media(dash_origin.url) as reader:
+        assert reader.info.format == "dash (mp4)" and reader.info.duration is None
+        assert reader.info.video.codec == "h264" and reader.info.audio.codec == "aac"
+        run = read(reader, until_media_s=7.0, timeout_s=40, on_video=inject)
+    [missing] = run.closed("dash.segment_error")
+    assert missing.details["number"] == faults["missing"] and missing.details["reason"] == "HTTP 404"
+    assert missing.details["media"] == "video" and missing.duration == pytest.approx(1.2, abs=0.05)
+    # Only video lost the segment: it has a hole where the event says, audio has none,
+    # and both tracks keep the packager's sync.
+    holes = [(a, b) for a, b in zip(run.video, run.video[1:]) if b - a > 0.1]
+    assert len(holes) == 1 and holes[0][0] == pytest.approx(missing.start - 0.04, abs=0.05)
+    assert holes[0][1] == pytest.approx(missing.end, abs=0.05)
+    assert_continuous(run.audio, max_gap_s=0.15)
+    assert abs(run.audio[0]) < 0.15
+    # At the live edge the audio segment of the newest 1.2 s may not be listed yet.
+    assert run.video[-1] - 1.2 - 0.3 < run.audio[-1] < run.video[-1] + 0.3
+
+
+def test_dash_stale_manifest_is_announced_and_closed(dash_origin):
+    with open_media(dash_origin.url) as reader:
+        run = read(reader, until_media_s=0.5, timeout_s=30)
+        dash_origin.stop_updating()
+        stopped = time.monotonic()
+        deadline = stopped + 20
+        for buffer in reader:
+            if (event := _events(buffer)) is not None:
+                run.events.append((time.monotonic(), event))
+                if event.ongoing:
+                    dash_origin.resume_updating()
+                else:
+                    break
+            assert time.monotonic() < deadline
+    (announced_at, ongoing), (_, closed) = run.events
+    assert ongoing.kind == closed.kind == "dash.stale_manifest" and ongoing.ongoing and not closed.ongoing
+    # stale after 3 x 1.2 s with no new segment; the last one came at most one segment before the stop
+    assert 3.6 - 1.3 <= announced_at - stopped <= 3.6 + 2.0
+    assert closed.start == ongoing.start and closed.details["stalled_s"] >= 3.6
+
+
+def _static_dash(folder, seconds: float, options: dict[str, str]):
+    """A finished DASH presentation written by FFmpeg's dash muxer (type=static)."""
+    packager = LivePackager(folder / "manifest.mpd", "dash", options, preroll_s=3600.0)
+    packager.scenario.duration_s = seconds
+    packager.start()
+    packager._thread.join(timeout=60)
+    return folder / "manifest.mpd"
+
+
+def test_dash_static_manifest_with_time_template_reads_to_its_end(tmp_path):
+    _static_dash(tmp_path, 3.0, {"seg_duration": "1", "use_template": "1", "use_timeline": "1",
+                                 "media_seg_name": "chunk-$RepresentationID$-$Time$.m4s",
+                                 "adaptation_sets": "id=0,streams=v id=1,streams=a"})
+    assert "$Time$" in (tmp_path / "manifest.mpd").read_text()
+    # FFmpeg's dash muxer names the first audio segment by its AAC priming time (-1024)
+    # while its timeline says t="0"; a real origin would answer 404 there.
+    for primed in tmp_path.glob("chunk-1--*.m4s"):
+        primed.rename(tmp_path / "chunk-1-0.m4s")
+    origin = HttpOrigin(tmp_path).start()
+    try:
+        with open_media(origin.url("manifest.mpd")) as reader:
+            assert reader.info.duration == pytest.approx(3.0, abs=0.1)
+            run = read(reader, until_media_s=1e9, timeout_s=30)
+    finally:
+        origin.close()
+    assert run.ended and not run.events
+    assert len(run.video) == 75
+    assert_continuous(run.video)
+    assert run.audio[-1] == pytest.approx(3.0, abs=0.15)
+
+
+def test_dash_single_file_representations(tmp_path):
+    sink = LivePackager(tmp_path / "movie.mp4", "mp4", {"movflags": "frag_keyframe+empty_moov+default_base_moof"},
+                        preroll_s=3600.0)
+    sink.scenario.duration_s = 2.0
+    sink.start()
+    sink._thread.join(timeout=60)
+    (tmp_path / "single.mpd").write_text(
+        '<?xml version="1.0"?><MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT2S">'
+        '<Period><AdaptationSet contentType="video" mimeType="video/mp4"><Representation id="v" bandwidth="300000">'
+        '<BaseURL>movie.mp4</BaseURL><SegmentBase/></Representation></AdaptationSet>'
+        '<AdaptationSet contentType="audio" mimeType="audio/mp4"><Representation id="a" bandwidth="64000">'
+        '<BaseURL>movie.mp4</BaseURL></Representation></AdaptationSet></Period></MPD>')
+    origin = HttpOrigin(tmp_path).start()
+    try:
+        with open_media(origin.url("single.mpd")) as reader:
+            run = read(reader, until_media_s=1e9, timeout_s=30)
+    finally:
+        origin.close()
+    assert run.ended and len(run.video) == 50
+    assert_continuous(run.video)
+    assert run.audio[0] == pytest.approx(0.0, abs=0.1) and run.audio[-1] == pytest.approx(2.0, abs=0.15)
+
+
+def test_dead_and_wrong_dash_urls_give_clear_errors(tmp_path):
+    with pytest.raises(InputError, match="connection refused"):
+        open_media(f"http://127.0.0.1:{_closed_port()}/live/manifest.mpd")
+    (tmp_path / "bad.mpd").write_text("<html/>")
+    (tmp_path / "empty.mpd").write_text('<MPD xmlns="urn:mpeg:dash:schema:mpd:2011"><Period/></MPD>')
+    origin = HttpOrigin(tmp_path).start()
+    try:
+        with pytest.raises(InputError, match="HTTP error.*404"):
+            open_media(origin.url("none.mpd"))
+        with pytest.raises(InputError, match=r"not a DASH manifest .*not <MPD>"):
+            open_media(origin.url("bad.mpd"))
+        with pytest.raises(InputError, match="no video or audio representation"):
+            open_media(origin.url("empty.mpd"))
+    finally:
+        origin.close()
+
+
+# -- UDP and looped files -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_ts(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("udp") / "clip.ts", seconds=6.0, spec=SMALL_VIDEO)
+
+
+def test_udp_ts_is_received_at_media_pace_and_a_stall_is_a_discontinuity(small_ts):
+    port = _closed_port()
+    with UdpTsSender(small_ts, port) as sender:
+        started = time.monotonic()
+        with open_media(sender.url, SourceOptions(open_timeout_s=5, read_timeout_s=3)) as reader:
+            stalled = {}
+
+            def stall(media_s: float) -> None:
+                if media_s >= 1.5 and not stalled:
+                    stalled["media"] = media_s
+                    sender.stall(2.0)
+
+            run = read(reader, until_media_s=3.0, timeout_s=20, on_video=stall)
+    # Paced: 3 s of media (plus the 2 s of the stall) cannot come faster than it plays.
+    assert time.monotonic() - started >= 3.0 + 2.0 - 0.6
+    [jump] = [n for n in run.notes if n.kind == "discontinuity"]
+    assert jump.details["jump_s"] == pytest.approx(2.0, abs=0.3)
+    assert jump.time == pytest.approx(stalled["media"], abs=0.6)
+    assert_continuous(run.video)
+
+
+def test_looped_file_plays_on_with_one_continuous_clock(small_ts):
+    started = time.monotonic()
+    with open_media(f"loop:{small_ts}?speed=4") as reader:
+        assert reader.info.duration is None and reader.info.format.startswith("loop")
+        run = read(reader, until_media_s=14.0, timeout_s=30)
+    assert time.monotonic() - started >= 14.0 / 4 - 0.3  # paced at 4x
+    assert_continuous(run.video)
+    assert not [n for n in run.notes if n.kind == "discontinuity"]
+    seam = run.video.index(min(t for t in run.video if t >= 5.9))
+    assert run.video[seam] < 6.1  # the second pass follows the first without a gap
+
+    with open_media(f"loop:{small_ts}?speed=0&times=2") as reader:
+        run = read(reader, until_media_s=1e9, timeout_s=30)
+    assert run.ended and run.notes[-1].time == pytest.approx(12.0, abs=0.1)
+    assert len(run.video) == 2 * 150
+
+
+def test_looped_file_at_real_time_and_bad_loop_urls(small_ts):
+    started = time.monotonic()
+    with open_media(f"loop:{small_ts}") as reader:
+        read(reader, until_media_s=1.5, timeout_s=10)
+    assert time.monotonic() - started >= 1.3
+    with pytest.raises(InputError, match="no such file"):
+        open_media("loop:/nonexistent/clip.ts")
+    with pytest.raises(InputError, match="bad loop URL"):
+        open_media(f"loop:{small_ts}?speed=fast")

@@ -7,6 +7,9 @@
 - free_port(): a free 127.0.0.1 port number
 """
 
+from peers.dash_origin import DashOrigin
 from peers.hls_origin import LiveHlsOrigin
+from peers.http_origin import HttpOrigin
+from peers.udp_sender import UdpTsSender
 
-__all__ = ["LiveHlsOrigin"]
+__all__ = ["DashOrigin", "HttpOrigin", "LiveHlsOrigin", "UdpTsSender"]

@@ -261,14 +261,14 @@ class LiveReader:
                     held.append((index, buffer))
                     continue
                 for index, buffer in [*held, (index, buffer)]:
-                    self._align(index, buffer)
-                    end_time = max(end_time, _end(buffer))
-                    yield buffer
+                    if self._align(index, buffer):
+                        end_time = max(end_time, _end(buffer))
+                        yield buffer
                 held = []
             for index, buffer in held:
-                self._align(index, buffer)
-                end_time = max(end_time, _end(buffer))
-                yield buffer
+                if self._align(index, buffer):
+                    end_time = max(end_time, _end(buffer))
+                    yield buffer
             while not self._queue.empty():
                 what, item = self._queue.get()
                 if what == "note":
@@ -286,12 +286,15 @@ class LiveReader:
             self.close()
         yield StreamNote("end", end_time, "container")
 
-    def _align(self, index: int, buffer: Buffer) -> None:
+    def _align(self, index: int, buffer: Buffer) -> bool:
+        """Move a later part's buffer onto the first part's clock; False: it ends before time 0."""
         if index == 0:
-            return
+            return True
         reference, own = self._parts[0].origin, self._parts[index].origin
         if reference is not None and own is not None:
             buffer.time += own - reference
+        # A separately packaged track's first segment may begin before the first picture.
+        return isinstance(buffer, StreamNote) or buffer.time + buffer.duration > 0
 
 
 def _finite(value: float, default: float) -> float:
