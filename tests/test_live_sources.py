@@ -20,7 +20,7 @@ from streamqc.sources import SourceOptions, open_media
 from streamqc.sources.live_options import LiveOptions
 
 from media import make_clip
-from peers import DashOrigin, HttpOrigin, LiveHlsOrigin, UdpTsSender
+from peers import DashOrigin, HttpOrigin, LiveHlsOrigin, RtmpServer, RtspServer, UdpTsSender, rtmp_server, rtsp_server
 from peers.packager import SMALL_VIDEO, LivePackager
 
 
@@ -370,3 +370,45 @@ def test_looped_file_at_real_time_and_bad_loop_urls(small_ts):
         open_media("loop:/nonexistent/clip.ts")
     with pytest.raises(InputError, match="bad loop URL"):
         open_media(f"loop:{small_ts}?speed=fast")
+
+
+# -- RTMP and RTSP servers from the machine's packages --------------------------
+
+@pytest.mark.skipif(rtmp_server.missing() is not None, reason=str(rtmp_server.missing()))
+def test_rtmp_stream_published_to_nginx_is_read_live():
+    with RtmpServer() as server:
+        publisher = LivePackager(server.url("channel"), "flv", {}, preroll_s=0.0)  # PyAV's rtmp output
+        publisher.start()
+        try:
+            started = time.monotonic()
+            with open_media(server.url("channel"), SourceOptions(open_timeout_s=10, read_timeout_s=5)) as reader:
+                assert reader.info.video.codec == "h264" and reader.info.audio.codec == "aac"
+                run = read(reader, until_media_s=2.5, timeout_s=20)
+            assert time.monotonic() - started >= 2.5 - 0.5  # live: no faster than it is published
+        finally:
+            publisher.close()
+    assert run.video[0] == 0.0 and len(run.video) >= 60
+    assert_continuous(run.video)
+    assert run.audio and run.audio[-1] > 2.0
+
+
+@pytest.mark.skipif(rtsp_server.missing() is not None, reason=str(rtsp_server.missing()))
+def test_rtsp_stream_served_by_gst_rtsp_server_is_read_live(small_ts):
+    with RtspServer(small_ts) as server:
+        started = time.monotonic()
+        with open_media(server.url, SourceOptions(open_timeout_s=10, read_timeout_s=5)) as reader:
+            assert reader.info.format == "rtsp"
+            assert reader.info.video.codec == "h264" and reader.info.audio.codec == "aac"
+            run = read(reader, until_media_s=2.5, timeout_s=20)
+        assert time.monotonic() - started >= 2.5 - 0.5
+    assert run.video[0] == 0.0 and len(run.video) >= 60
+    assert_continuous(run.video)
+    assert run.audio and run.audio[-1] > 2.0
+
+
+def test_dead_rtmp_and_rtsp_urls_give_clear_errors():
+    port = _closed_port()
+    options = SourceOptions(open_timeout_s=3)
+    for url in (f"rtmp://127.0.0.1:{port}/live/none", f"rtsp://127.0.0.1:{port}/none"):
+        with pytest.raises(InputError, match="connection refused|cannot open|timed out"):
+            open_media(url, options)

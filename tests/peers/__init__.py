@@ -10,6 +10,10 @@
 from peers.dash_origin import DashOrigin
 from peers.hls_origin import LiveHlsOrigin
 from peers.http_origin import HttpOrigin
+from peers import rtmp_server, rtsp_server
+from peers.rtmp_server import RtmpServer, free_port
+from peers.rtsp_server import RtspServer
 from peers.udp_sender import UdpTsSender
 
-__all__ = ["DashOrigin", "HttpOrigin", "LiveHlsOrigin", "UdpTsSender"]
+__all__ = ["DashOrigin", "HttpOrigin", "LiveHlsOrigin", "RtmpServer", "RtspServer", "UdpTsSender", "free_port",
+           "rtmp_server", "rtsp_server"]
