@@ -355,7 +355,7 @@ def test_looped_file_plays_on_with_one_continuous_clock(small_ts):
     seam = run.video.index(min(t for t in run.video if t >= 5.9))
     assert run.video[seam] < 6.1  # the second pass follows the first without a gap
 
-    with open_media(f"loop:{small_ts}?speed=0&times=2") as reader:
+    with open_media(f"loop://{small_ts}?speed=0&passes=2") as reader:
         run = read(reader, until_media_s=1e9, timeout_s=30)
     assert run.ended and run.notes[-1].time == pytest.approx(12.0, abs=0.1)
     assert len(run.video) == 2 * 150
@@ -363,7 +363,7 @@ def test_looped_file_plays_on_with_one_continuous_clock(small_ts):
 
 def test_looped_file_at_real_time_and_bad_loop_urls(small_ts):
     started = time.monotonic()
-    with open_media(f"loop:{small_ts}") as reader:
+    with open_media(f"loop://{small_ts}") as reader:
         read(reader, until_media_s=1.5, timeout_s=10)
     assert time.monotonic() - started >= 1.3
     with pytest.raises(InputError, match="no such file"):

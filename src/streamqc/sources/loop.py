@@ -1,9 +1,10 @@
-"""`loop:PATH`: a file played over and over at the pace of its media, as a live channel.
+"""`loop://PATH`: a file played over and over at the pace of its media, as a live channel.
 
 Each pass is decoded by a fresh MediaReader; its buffers are moved along by the media
 already played, so detectors see one continuous clock (no jump at the seam) and a
-live consumer sees media no faster than real time. `loop:PATH?speed=4` plays four
-times faster (tests), `speed=0` unpaced; `times=N` stops after N passes.
+live consumer sees media no faster than real time. `loop://clip.ts?passes=3` stops
+after three passes (default: never); `speed=4` plays four times faster (tests),
+`speed=0` unpaced. `loop:PATH` (one slash less) is the same.
 """
 
 from __future__ import annotations
@@ -11,56 +12,67 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from streamqc.errors import InputError
 from streamqc.media import Buffer, StreamNote
 from streamqc.sources.reader import MediaInfo, MediaReader, SourceOptions, open_media
 
-_KEYS = {"speed", "times"}
+SCHEME = "loop://"
+_KEYS = {"speed", "passes"}
+
+
+def is_loop_url(url: str) -> bool:
+    return url.startswith("loop:")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LoopUrl:
     path: str
     speed: float = 1.0
-    times: int | None = None  # None: forever
+    passes: int = 0  # 0: forever
 
 
 def parse_loop_url(url: str) -> LoopUrl:
-    body = url.removeprefix("loop:")
+    body = url.removeprefix(SCHEME) if url.startswith(SCHEME) else url.removeprefix("loop:")
     path, _, query = body.rpartition("?")
     params = parse_qs(query) if path else {}
     if not path or not params or not set(params) <= _KEYS:
-        return LoopUrl(body)  # a '?' that is part of the file's name
+        return LoopUrl(unquote(body))  # a '?' that is part of the file's name
     try:
         speed = float(params.get("speed", ["1"])[0])
-        times = int(params["times"][0]) if "times" in params else None
+        passes = int(params.get("passes", ["0"])[0])
     except ValueError:
-        raise InputError(f"bad loop URL (speed is a number, times a whole number): {url}") from None
-    if speed < 0 or (times is not None and times < 1):
-        raise InputError(f"bad loop URL (speed >= 0, times >= 1): {url}")
-    return LoopUrl(path, speed, times)
+        raise InputError(f"bad loop URL (speed is a number, passes a whole number): {url}") from None
+    if speed < 0 or passes < 0:
+        raise InputError(f"bad loop URL (speed >= 0, passes >= 0): {url}")
+    return LoopUrl(unquote(path), speed, passes)
 
 
-def open_loop(url: str, options: SourceOptions) -> "LoopReader":
-    spec = parse_loop_url(url)
-    if "://" in spec.path:
-        raise InputError(f"loop: plays files, not network streams: {url}")
-    first = open_media(spec.path, options)
-    return LoopReader(url, spec, first, options)
+def open_loop(url: str, options: SourceOptions = SourceOptions()) -> "LoopReader":
+    return LoopReader(url, options)
 
 
 class LoopReader:
-    """Same interface as MediaReader: `info`, one pass of iteration, `close()`."""
+    """Same interface as MediaReader: `info`, one pass of iteration, `close()`.
 
-    def __init__(self, url: str, spec: LoopUrl, first: MediaReader, options: SourceOptions) -> None:
+    Opening checks the file at once (InputError with the reader's reason).
+    """
+
+    def __init__(self, url: str, options: SourceOptions = SourceOptions()) -> None:
+        spec = parse_loop_url(url)
+        if "://" in spec.path:
+            raise InputError(f"loop: plays files, not network streams: {url}")
+        first = open_media(spec.path, options)
         self.url = url
+        self.path = spec.path
+        self.passes = spec.passes
+        self.passes_done = 0
         self.options = options
         self._spec = spec
         self._current: MediaReader | None = first
         self._closed = False
-        self.passes = 0
+        self.video_stream = first.video_stream
         info = first.info
         self.info = MediaInfo(url, f"loop ({info.format})", None, info.video, info.audio, info.tracks_in_container)
         self._buffers: Iterator[Buffer] | None = None
@@ -90,7 +102,8 @@ class LoopReader:
             while not self._closed:
                 reader = self._current or self._reopen()
                 if reader is None:
-                    return
+                    yield StreamNote("read_error", offset, "container", {"reason": f"cannot open {self.path} again"})
+                    break
                 pass_end = 0.0
                 for buffer in reader:
                     if isinstance(buffer, StreamNote) and buffer.kind in ("tracks", "end"):
@@ -103,12 +116,12 @@ class LoopReader:
                             time.sleep(wait)
                     yield buffer
                 self._current = None
-                self.passes += 1
-                if pass_end <= 0.0:
-                    yield StreamNote("read_error", offset, "container", {"reason": f"no media in {self._spec.path}"})
-                    return
+                self.passes_done += 1
+                if pass_end <= 0.0:  # nothing decoded in a pass: looping would spin
+                    yield StreamNote("read_error", offset, "container", {"reason": f"no media decoded from {self.path}"})
+                    break
                 offset += pass_end
-                if self._spec.times is not None and self.passes >= self._spec.times:
+                if self.passes and self.passes_done >= self.passes:
                     break
         finally:
             self.close()
@@ -119,4 +132,5 @@ class LoopReader:
             self._current = open_media(self._spec.path, self.options)
         except InputError:
             return None  # the file went away between passes: the channel ends
+        self.video_stream = self._current.video_stream
         return self._current
