@@ -107,31 +107,35 @@ def test_hls_live_stream_decodes_continuously_at_live_pace_until_endlist(hls_ori
     assert_continuous(run.video[-1:] + tail.video)
 
 
-def test_hls_stale_playlist_is_announced_after_three_target_durations_and_closed_on_resume(hls_origin):
+def test_hls_stale_playlist_is_announced_after_three_target_durations_and_closed_on_resume():
     stopped = {}
+    origin = LiveHlsOrigin(window=2).start()  # a short window: the stall outlasts it
 
     def stall(media_s: float) -> None:
         if media_s >= 1.0 and not stopped:
-            hls_origin.stop_updating()
+            origin.stop_updating()
             stopped["at"] = time.monotonic()
 
-    with open_media(hls_origin.url) as reader:
-        run = read(reader, until_media_s=1.5, timeout_s=30, on_video=stall)
-        # Wait out the stall inside the reader: events arrive while no media does.
-        deadline = time.monotonic() + 15
-        for buffer in reader:
-            if (event := _events(buffer)) is not None:
-                run.events.append((time.monotonic(), event))
-                if event.ongoing:
-                    time.sleep(1.5)
-                    hls_origin.resume_updating()
-                else:
-                    break
-            elif isinstance(buffer, VideoFrame):
-                run.video.append(buffer.time)
-            assert time.monotonic() < deadline
-    (announced_at, ongoing), (closed_at, closed) = run.events
-    assert ongoing.kind == closed.kind == "hls.stale_playlist"
+    try:
+        with open_media(origin.url) as reader:
+            run = read(reader, until_media_s=1.5, timeout_s=30, on_video=stall)
+            # Wait out the stall inside the reader: events arrive while no media does.
+            deadline = time.monotonic() + 15
+            for buffer in reader:
+                if (event := _events(buffer)) is not None:
+                    run.events.append((time.monotonic(), event))
+                    if event.ongoing:
+                        time.sleep(1.5)
+                        origin.resume_updating()
+                    elif event.kind == "hls.stale_playlist":
+                        break
+                elif isinstance(buffer, VideoFrame):
+                    run.video.append(buffer.time)
+                assert time.monotonic() < deadline
+    finally:
+        origin.close()
+    assert run.kinds() == ["hls.stale_playlist", "hls.segments_skipped", "hls.stale_playlist"]
+    (announced_at, ongoing), (_, skipped), (closed_at, closed) = run.events
     assert ongoing.ongoing and not closed.ongoing and closed.start == ongoing.start
     # The last new segment came at most one segment before the stop; stale = 3 x 1 s.
     assert 3.0 - 1.3 <= announced_at - stopped["at"] <= 3.0 + 2.0
@@ -139,6 +143,36 @@ def test_hls_stale_playlist_is_announced_after_three_target_durations_and_closed
     assert closed.duration == pytest.approx(closed.details["stalled_s"], abs=0.01)
     # It starts where the media stopped coming.
     assert ongoing.start == pytest.approx(max(run.video) + 0.04, abs=0.3)
+    # ~4.5 s frozen = ~3.7 segments cut, of which the 2-segment window shows the last 2.
+    assert skipped.details["segments"] >= 1 and skipped.start == pytest.approx(ongoing.start, abs=0.01)
+
+
+def test_hls_sequence_reset_and_discontinuity_are_reported(hls_origin):
+    marks = {}
+
+    def inject(media_s: float) -> None:
+        if media_s >= 1.0 and not marks:  # a packager restart, announced by a discontinuity tag
+            marks["discontinuity"] = hls_origin.discontinuity()
+            hls_origin.restart_sequence()
+
+    with open_media(hls_origin.url) as reader:
+        run = Run()
+        deadline = time.monotonic() + 25
+        for buffer in reader:
+            if isinstance(buffer, VideoFrame):
+                run.video.append(buffer.time)
+                inject(buffer.time)
+            elif (event := _events(buffer)) is not None:
+                run.events.append((time.monotonic(), event))
+                if event.kind == "hls.discontinuity":
+                    break
+            assert time.monotonic() < deadline
+    # The restarted playlist starts at sequence 0 with the tagged segment: both are reported, there.
+    [reset] = run.closed("hls.sequence_reset")
+    [note] = run.closed("hls.discontinuity")
+    assert reset.details["now"] < reset.details["previous"]
+    assert note.severity.value == "info" and note.details["sequence"] == 0
+    assert note.start == reset.start
 
 
 def test_hls_missing_segment_and_long_segment_are_reported_where_they_are(hls_origin):

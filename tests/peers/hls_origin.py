@@ -28,6 +28,9 @@ class LiveHlsOrigin:
     - `fail_segment()`: the next segment answers 404 forever; returns its sequence number
     - `long_segment(factor)`: the next segment lasts `factor` x segment_s while
       EXT-X-TARGETDURATION stays `target_duration_s`; returns its sequence number
+    - `restart_sequence()`: the packager restarts: the playlist starts again at
+      EXT-X-MEDIA-SEQUENCE 0 with the segments cut from now on
+    - `discontinuity()`: the next segment cut carries EXT-X-DISCONTINUITY; returns its index
     - `end()`: EXT-X-ENDLIST after the last segment
     Use as a context manager; `wait_for_sequence(n)` waits until segment n is listed.
     """
@@ -42,6 +45,8 @@ class LiveHlsOrigin:
         self.listed = 0  # segments the served playlist lists
         self.ended = False
         self._updating = True
+        self._base = 0  # segments before this index were cut before a restart
+        self._discontinuities: set[int] = set()
         self._lock = threading.Lock()
         self.http = HttpOrigin(self.folder)
         self.packager = LivePackager(
@@ -96,6 +101,17 @@ class LiveHlsOrigin:
     def long_segment(self, factor: float = 3.0) -> int:
         return self.packager.long_segment(factor)
 
+    def restart_sequence(self) -> None:
+        with self._lock:
+            self._base = self.packager.current_segment + 1
+        self._publish()
+
+    def discontinuity(self) -> int:
+        index = self.packager.current_segment + 1
+        with self._lock:
+            self._discontinuities.add(index)
+        return index
+
     def end(self) -> None:
         self.packager.close()
         with self._lock:
@@ -125,11 +141,13 @@ class LiveHlsOrigin:
         with self._lock:
             if not self._updating:
                 return
-            shown = self.segments[-self.window:]
+            shown = [s for s in self.segments if s[0] >= self._base][-self.window:]
             lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-TARGETDURATION:{self.target_duration_s}",
-                     f"#EXT-X-MEDIA-SEQUENCE:{shown[0][0] if shown else 0}"]
-            for sequence, duration in shown:
-                lines += [f"#EXTINF:{duration:.6f},", f"seg{sequence:05d}.ts"]
+                     f"#EXT-X-MEDIA-SEQUENCE:{shown[0][0] - self._base if shown else 0}"]
+            for index, duration in shown:
+                if index in self._discontinuities:
+                    lines.append("#EXT-X-DISCONTINUITY")
+                lines += [f"#EXTINF:{duration:.6f},", f"seg{index:05d}.ts"]
             if self.ended:
                 lines.append("#EXT-X-ENDLIST")
             self.listed = len(self.segments)

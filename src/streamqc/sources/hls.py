@@ -160,9 +160,16 @@ class HlsFetcher(Fetcher):
         """Fetch the playlist's new segments; True if there were any."""
         if playlist.target_duration_s > 0:
             self._target_s = playlist.target_duration_s
-        if self._media_sequence is not None and playlist.media_sequence < self._media_sequence:
+        went_back = self._media_sequence is not None and playlist.media_sequence < self._media_sequence
+        # A restarted packager may begin again at the sequence number it had reached
+        # (0 while its window was still filling): then the newest segment is older than
+        # what was already fed.
+        behind = bool(playlist.segments) and self._next_sequence is not None and \
+            playlist.last_sequence < self._next_sequence - 1
+        if went_back or behind:
             self.emit(delivery_event("hls.sequence_reset", self.position_s, self.position_s,
-                                     previous=self._media_sequence, now=playlist.media_sequence))
+                                     previous=self._next_sequence - 1 if self._next_sequence else self._media_sequence,
+                                     now=playlist.last_sequence))
             self._next_sequence = None
         self._media_sequence = playlist.media_sequence
         if self._next_sequence is None:

@@ -155,8 +155,8 @@ def open_media(url: str, options: SourceOptions = SourceOptions()) -> "MediaRead
     except av.error.InvalidDataError:
         if url.split("?", 1)[0].lower().endswith(".mpd"):
             raise InputError(
-                f"DASH manifests cannot be read: the FFmpeg in PyAV's wheels has no DASH demuxer; "
-                f"check the stream's HLS rendition or a single-file representation instead: {url}"
+                f"a local DASH manifest cannot be read: the FFmpeg in PyAV's wheels has no DASH demuxer "
+                f"and streamqc's own DASH reader follows http(s) URLs; serve the folder over HTTP: {url}"
             ) from None
         raise InputError(f"not a media stream FFmpeg can read: {url}") from None
     except (av.error.ConnectionRefusedError, av.error.ConnectionResetError):
