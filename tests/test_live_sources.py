@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import threading
 import time
 
 import pytest
@@ -94,13 +95,13 @@ def test_hls_live_stream_decodes_continuously_at_live_pace_until_endlist(hls_ori
         assert reader.info.format == "hls (mpegts)"
         assert reader.info.duration is None
         assert reader.info.video.details["width"] == 192 and reader.info.audio.codec == "aac"
-        run = read(reader, until_media_s=6.0, timeout_s=30)
+        run = read(reader, until_media_s=5.0, timeout_s=30)
         assert run.video[0] == pytest.approx(0.0, abs=0.05)
         assert_continuous(run.video)
-        assert run.audio and abs(run.audio[0]) < 0.2 and run.audio[-1] > 5.5
+        assert run.audio and abs(run.audio[0]) < 0.2 and run.audio[-1] > 4.5
         assert not run.events
         # Three segments behind the live edge at start (3.6 s): anything beyond comes in real time.
-        assert time.monotonic() - started >= 6.0 - 3 * 1.2 - 0.5
+        assert time.monotonic() - started >= 5.0 - 3 * 1.2 - 0.5
         hls_origin.end()
         tail = read(reader, until_media_s=1e9, timeout_s=20)
     assert tail.ended and tail.video and tail.video[0] > run.video[-1]
@@ -145,6 +146,27 @@ def test_hls_stale_playlist_is_announced_after_three_target_durations_and_closed
     assert ongoing.start == pytest.approx(max(run.video) + 0.04, abs=0.3)
     # ~4.5 s frozen = ~3.7 segments cut, of which the 2-segment window shows the last 2.
     assert skipped.details["segments"] >= 1 and skipped.start == pytest.approx(ongoing.start, abs=0.01)
+
+
+def test_hls_reader_gives_up_on_a_dead_playlist_and_closes_from_another_thread(hls_origin):
+    hls_origin.stop_updating()
+    impatient = SourceOptions(live=LiveOptions(stale_target_durations=1.0, give_up_after_stale_s=1.0))
+    with open_media(hls_origin.url, impatient) as reader:
+        run = read(reader, until_media_s=1e9, timeout_s=15)  # the listed segments, then nothing
+    assert run.ended and run.video[-1] > 3.0
+    assert [n.kind for n in run.notes][-2:] == ["read_error", "end"]
+    assert "no new segment in" in run.notes[-2].details["reason"]
+    assert [(e.kind, e.ongoing) for _, e in run.events] == [("hls.stale_playlist", True), ("hls.stale_playlist", False)]
+    assert run.closed("hls.stale_playlist")[0].details["stalled_s"] >= 2.0
+
+    # A monitor's watchdog closes a reader that waits for media on its own thread.
+    with open_media(hls_origin.url) as reader:
+        read(reader, until_media_s=1.0, timeout_s=15)
+        closer = threading.Timer(0.5, reader.close)
+        closer.start()
+        started = time.monotonic()
+        rest = read(reader, until_media_s=1e9, timeout_s=10)
+    assert rest.ended and time.monotonic() - started < 0.5 + 3.0
 
 
 def test_hls_sequence_reset_and_discontinuity_are_reported(hls_origin):
@@ -203,26 +225,30 @@ def test_hls_missing_segment_and_long_segment_are_reported_where_they_are(hls_or
 
 def test_check_reports_hls_delivery_events(hls_origin):
     hls_origin.fail_segment()
-    result = check_input(hls_origin.url, duration=6.0)
+    result = check_input(hls_origin.url, duration=5.0)
     kinds = [e.kind for e in result.events]
     assert "hls.segment_error" in kinds
     assert all(not e.ongoing for e in result.events)
     assert result.to_dict()["events"]  # JSON-ready
 
 
-def test_dead_and_wrong_hls_urls_give_clear_errors(hls_origin, tmp_path):
+def test_dead_and_wrong_hls_urls_give_clear_errors(tmp_path):
     port = _closed_port()
     with pytest.raises(InputError, match="connection refused"):
         open_media(f"http://127.0.0.1:{port}/live/index.m3u8")
-    with pytest.raises(InputError, match="HTTP error.*404"):
-        open_media(hls_origin.http.url("live/nothing.m3u8"))
-    hls_origin.http.set_text("live/bad.m3u8", "<html>not a playlist</html>")
-    with pytest.raises(InputError, match="not an HLS playlist"):
-        open_media(hls_origin.http.url("live/bad.m3u8"))
-    hls_origin.http.set_text("live/dead.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\nmissing.ts\n")
-    options = SourceOptions(open_timeout_s=2.0, live=LiveOptions(retry_wait_s=0.05))
-    with pytest.raises(InputError, match="no segment .* could be fetched"):
-        open_media(hls_origin.http.url("live/dead.m3u8"), options)
+    (tmp_path / "bad.m3u8").write_text("<html>not a playlist</html>")
+    (tmp_path / "dead.m3u8").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1.0,\nmissing.ts\n")
+    origin = HttpOrigin(tmp_path).start()
+    try:
+        with pytest.raises(InputError, match="HTTP error.*404"):
+            open_media(origin.url("nothing.m3u8"))
+        with pytest.raises(InputError, match="not an HLS playlist"):
+            open_media(origin.url("bad.m3u8"))
+        options = SourceOptions(open_timeout_s=1.0, live=LiveOptions(retry_wait_s=0.05))
+        with pytest.raises(InputError, match="no segment .* could be fetched in 1 s: segment 0: HTTP 404"):
+            open_media(origin.url("dead.m3u8"), options)
+    finally:
+        origin.close()
 
 
 # -- DASH -----------------------------------------------------------------------

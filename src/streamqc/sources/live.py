@@ -193,11 +193,15 @@ class LiveReader:
             fetcher.attach(self._queue)
 
     def close(self) -> None:
+        """Stop fetching and decoding; safe from another thread and more than once."""
         self._stop.set()
         if self._fetcher is not None:
-            self._fetcher.shutdown()
+            self._fetcher.shutdown()  # closed pipes: the demuxers read end of file
         for thread in self._threads:
-            thread.join(timeout=5.0)
+            if thread is not threading.current_thread():
+                thread.join(timeout=5.0)
+        if any(thread.is_alive() for thread in self._threads):
+            return  # a container still being demuxed must not be freed under it
         for part in self._parts:
             part.close()
 
