@@ -232,6 +232,32 @@ def test_check_reports_hls_delivery_events(hls_origin):
     assert result.to_dict()["events"]  # JSON-ready
 
 
+def test_hls_master_playlist_with_fmp4_segments_reads_to_endlist(tmp_path):
+    packager = LivePackager(tmp_path / "hi" / "index.m3u8", "hls", {
+        "hls_time": "1", "hls_list_size": "0", "hls_segment_type": "fmp4",
+        "hls_fmp4_init_filename": "init.mp4", "hls_segment_filename": str(tmp_path / "hi" / "seg%d.m4s")},
+        preroll_s=3600.0)
+    (tmp_path / "hi").mkdir()
+    packager.scenario.duration_s = 3.0
+    packager.start()
+    packager._thread.join(timeout=60)
+    assert "#EXT-X-MAP" in (tmp_path / "hi" / "index.m3u8").read_text()
+    (tmp_path / "master.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=150000,RESOLUTION=96x54\nlo/index.m3u8\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=400000,RESOLUTION=192x108\nhi/index.m3u8\n")
+    origin = HttpOrigin(tmp_path).start()
+    try:
+        with open_media(origin.url("master.m3u8")) as reader:  # lo/ does not exist: the highest is read
+            assert reader.info.format == "hls (mp4)" and reader.info.duration == pytest.approx(3.0, abs=0.05)
+            run = read(reader, until_media_s=1e9, timeout_s=30)
+    finally:
+        origin.close()
+    assert run.ended and not run.events and len(run.video) == 75
+    assert_continuous(run.video)
+    assert run.audio[-1] == pytest.approx(3.0, abs=0.15)
+    assert not any(path.startswith("lo/") for path, _ in origin.requests)
+
+
 def test_dead_and_wrong_hls_urls_give_clear_errors(tmp_path):
     port = _closed_port()
     with pytest.raises(InputError, match="connection refused"):

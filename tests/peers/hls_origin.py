@@ -25,7 +25,8 @@ class LiveHlsOrigin:
 
     - `stop_updating()` / `resume_updating()`: the playlist stops listing new segments
       (a stuck packager); on resume it catches up with what was encoded meanwhile
-    - `fail_segment()`: the next segment answers 404 forever; returns its sequence number
+    - `fail_segment()`: the segment being cut now answers 404 forever; returns its index
+      (its media sequence number, until a restart)
     - `long_segment(factor)`: the next segment lasts `factor` x segment_s while
       EXT-X-TARGETDURATION stays `target_duration_s`; returns its sequence number
     - `restart_sequence()`: the packager restarts: the playlist starts again at
@@ -99,7 +100,7 @@ class LiveHlsOrigin:
         return sequence
 
     def long_segment(self, factor: float = 3.0) -> int:
-        return self.packager.long_segment(factor)
+        return self.packager.long_segment(factor)  # its index, as fail_segment()
 
     def restart_sequence(self) -> None:
         with self._lock:

@@ -298,5 +298,6 @@ def open_hls(url: str, options: SourceOptions) -> LiveReader:
         client.close()
         raise
     info = part.info
-    info.input, info.format, info.duration = url, f"hls ({container.format.name})", None if not playlist.ended else info.duration
+    info.input, info.format = url, f"hls ({container.format.name})"
+    info.duration = sum(s.duration_s for s in playlist.segments) if playlist.ended else None
     return LiveReader(url, info, [part], fetcher)
