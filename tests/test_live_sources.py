@@ -492,9 +492,11 @@ def test_rtsp_stream_served_by_gst_rtsp_server_is_read_live(small_ts):
     assert run.audio and run.audio[-1] > 2.0
 
 
-def test_dead_rtmp_and_rtsp_urls_give_clear_errors():
+def test_dead_rtmp_rtsp_and_udp_urls_give_clear_errors():
     port = _closed_port()
-    options = SourceOptions(open_timeout_s=3)
+    options = SourceOptions(open_timeout_s=1, read_timeout_s=1)
     for url in (f"rtmp://127.0.0.1:{port}/live/none", f"rtsp://127.0.0.1:{port}/none"):
-        with pytest.raises(InputError, match="connection refused|cannot open|timed out"):
+        with pytest.raises(InputError, match=f"connection refused: {url}"):
             open_media(url, options)
+    with pytest.raises(InputError, match=f"timed out opening udp://127.0.0.1:{port} after 1 s"):
+        open_media(f"udp://127.0.0.1:{port}", options)  # nothing sends there

@@ -144,11 +144,10 @@ class DashFetcher(Fetcher):
             return False
         segments = rep.segments
         if segments and segments[0].start_s > track.next_start_s + _EPSILON_S and track.init_fed is not None:
-            missed = [s for s in segments if s.start_s < segments[0].start_s]
             gap = segments[0].start_s - track.next_start_s
             self.emit(delivery_event("dash.segments_skipped", self.position(track.next_start_s),
                                      self.position(track.next_start_s) + gap, representation=rep.id,
-                                     media=track.kind, seconds=round(gap, 3), segments=len(missed) or None))
+                                     media=track.kind, seconds=round(gap, 3)))
         new = [s for s in segments if s.start_s >= track.next_start_s - _EPSILON_S]
         for segment in new:
             if self.stop.is_set():
