@@ -452,6 +452,12 @@ def test_looped_file_at_real_time_and_bad_loop_urls(small_ts):
     with open_media(f"loop://{small_ts}") as reader:
         read(reader, until_media_s=1.5, timeout_s=10)
     assert time.monotonic() - started >= 1.3
+    # A monitor's watchdog closes the reader from its own thread, in the middle of a pacing wait.
+    with open_media(f"loop://{small_ts}") as reader:
+        threading.Timer(0.3, reader.close).start()
+        started = time.monotonic()
+        run = read(reader, until_media_s=1e9, timeout_s=5)
+    assert run.ended and time.monotonic() - started < 1.5 and run.video[-1] < 1.0
     with pytest.raises(InputError, match="no such file"):
         open_media("loop:/nonexistent/clip.ts")
     with pytest.raises(InputError, match="bad loop URL"):

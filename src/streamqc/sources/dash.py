@@ -66,9 +66,9 @@ class DashFetcher(Fetcher):
         durations = [s.duration_s for reps in manifest.representations.values() for r in reps for s in r.segments[-3:]]
         return max(durations) if durations else 2.0
 
-    def close_pipes(self) -> None:
+    def close_pipes(self, discard: bool = False) -> None:
         for track in self.tracks.values():
-            track.pipe.close()
+            track.pipe.close(discard)
 
     def shutdown(self) -> None:
         super().shutdown()

@@ -119,8 +119,8 @@ class HlsFetcher(Fetcher):
         self._target_s = first.target_duration_s
         self.timeline_jump_s = options.timeline.forward_jump_s
 
-    def close_pipes(self) -> None:
-        self.pipe.close()
+    def close_pipes(self, discard: bool = False) -> None:
+        self.pipe.close(discard)
 
     def shutdown(self) -> None:
         super().shutdown()

@@ -55,9 +55,13 @@ class BytePipe:
             self.bytes_written += len(data)
             self._cond.notify_all()
 
-    def close(self) -> None:
+    def close(self, discard: bool = False) -> None:
+        """No more bytes: the reader gets end of file after what is buffered (or at once: `discard`)."""
         with self._cond:
             self._closed = True
+            if discard:
+                self._chunks.clear()
+                self._size = 0
             self._cond.notify_all()
 
     @property
@@ -154,7 +158,7 @@ class Fetcher:
     def run(self) -> None:
         raise NotImplementedError
 
-    def close_pipes(self) -> None:
+    def close_pipes(self, discard: bool = False) -> None:
         raise NotImplementedError
 
     def finish(self) -> list[Event]:
@@ -163,7 +167,7 @@ class Fetcher:
 
     def shutdown(self) -> None:
         self.stop.set()
-        self.close_pipes()
+        self.close_pipes(discard=True)
         if self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join(timeout=5.0)
 
@@ -193,17 +197,22 @@ class LiveReader:
             fetcher.attach(self._queue)
 
     def close(self) -> None:
-        """Stop fetching and decoding; safe from another thread and more than once."""
+        """Stop fetching and decoding; safe from another thread and more than once.
+
+        A container is only ever closed by the thread that decodes it, after its decoder
+        was drained: freeing a frame-threaded decoder whose workers are still busy
+        deadlocks when a worker logs (PyAV's log callback needs the GIL the freeing
+        thread holds). The closed pipes give the demuxers end of file at once.
+        """
         self._stop.set()
         if self._fetcher is not None:
-            self._fetcher.shutdown()  # closed pipes: the demuxers read end of file
+            self._fetcher.shutdown()
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(timeout=5.0)
-        if any(thread.is_alive() for thread in self._threads):
-            return  # a container still being demuxed must not be freed under it
-        for part in self._parts:
-            part.close()
+                thread.join(timeout=10.0)
+        if not self._threads:
+            for part in self._parts:  # never decoded: nothing in flight
+                part.close()
 
     def __enter__(self) -> "LiveReader":
         return self
@@ -212,16 +221,17 @@ class LiveReader:
         self.close()
 
     def _decode(self, index: int, part: MediaReader) -> None:
+        # Runs the part to its own end even when stopped (buffers are then dropped): its
+        # end drains the decoder and closes the container on this thread.
         try:
             for buffer in part:
-                if isinstance(buffer, StreamNote) and buffer.kind in ("tracks", "end"):
+                if self._stop.is_set() or (isinstance(buffer, StreamNote) and buffer.kind in ("tracks", "end")):
                     continue
                 while not self._room.acquire(timeout=_POLL_S):
                     if self._stop.is_set():
-                        return
-                self._queue.put(("buffer", (index, buffer)))
-                if self._stop.is_set():
-                    return
+                        break
+                else:
+                    self._queue.put(("buffer", (index, buffer)))
         except Exception as err:  # never a traceback in the caller's thread
             self._queue.put(("note", StreamNote("read_error", float("nan"), "container", {"reason": repr(err)})))
         finally:

@@ -10,6 +10,7 @@ after three passes (default: never); `speed=4` plays four times faster (tests),
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, unquote
@@ -72,14 +73,18 @@ class LoopReader:
         self._spec = spec
         self._current: MediaReader | None = first
         self._closed = False
+        self._iterating = False
+        self._wake = threading.Event()  # cuts a pacing wait short on close
         self.video_stream = first.video_stream
         info = first.info
         self.info = MediaInfo(url, f"loop ({info.format})", None, info.video, info.audio, info.tracks_in_container)
         self._buffers: Iterator[Buffer] | None = None
 
     def close(self) -> None:
+        """Safe from another thread: a pass being decoded is closed by the iterating thread."""
         self._closed = True
-        if self._current is not None:
+        self._wake.set()
+        if not self._iterating and self._current is not None:
             self._current.close()
 
     def __enter__(self) -> "LoopReader":
@@ -94,6 +99,7 @@ class LoopReader:
         return self._buffers
 
     def _generate(self) -> Iterator[Buffer]:
+        self._iterating = True
         yield StreamNote("tracks", 0.0, "container", self.info.to_dict())
         offset = 0.0
         started = time.monotonic()
@@ -106,16 +112,21 @@ class LoopReader:
                     break
                 pass_end = 0.0
                 for buffer in reader:
+                    if self._closed:
+                        break
                     if isinstance(buffer, StreamNote) and buffer.kind in ("tracks", "end"):
                         pass_end = max(pass_end, buffer.time) if buffer.kind == "end" else pass_end
                         continue
                     buffer.time += offset
                     if speed > 0 and not isinstance(buffer, StreamNote):
                         wait = started + buffer.time / speed - time.monotonic()
-                        if wait > 0:
-                            time.sleep(wait)
+                        if wait > 0 and self._wake.wait(wait):
+                            break
                     yield buffer
+                reader.close()  # on this thread, also when cut short
                 self._current = None
+                if self._closed:
+                    break
                 self.passes_done += 1
                 if pass_end <= 0.0:  # nothing decoded in a pass: looping would spin
                     yield StreamNote("read_error", offset, "container", {"reason": f"no media decoded from {self.path}"})
@@ -124,7 +135,10 @@ class LoopReader:
                 if self.passes and self.passes_done >= self.passes:
                     break
         finally:
-            self.close()
+            self._closed = True
+            if self._current is not None:
+                self._current.close()
+            self._iterating = False
         yield StreamNote("end", offset, "container")
 
     def _reopen(self) -> MediaReader | None:
