@@ -194,6 +194,25 @@ def evaluate(
         markdown.write_text(render_markdown(report))
 
 
+@app.command(name="notify-test")
+def notify_test(
+    config: Annotated[pathlib.Path, typer.Option(help="Monitor config with a `notify:` section (YAML, TOML or JSON).")],
+) -> None:
+    """Send one test event (kind notify.test) through every configured notifier. Exit 0: all delivered."""
+    from streamqc.config import _read
+    from streamqc.sinks.service import send_test
+
+    try:
+        results = send_test(_read(config))
+    except StreamQCError as err:
+        _fail(str(err))
+    if not results:
+        _fail(f"{config}: no notifiers in its 'notify:' section")
+    for name, error in results:
+        err_console.print(f"{name}: {'delivered' if error is None else 'FAILED: ' + error}", highlight=False, markup=False)
+    raise typer.Exit(EXIT_CLEAN if all(error is None for _, error in results) else EXIT_DEFECTS)
+
+
 def _default_media() -> pathlib.Path | None:
     path = pathlib.Path(os.environ.get("STREAMQC_MEDIA", pathlib.Path(__file__).resolve().parents[3].parent / "shared" / "media"))
     return path if path.is_dir() else None
