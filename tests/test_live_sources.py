@@ -409,25 +409,34 @@ def small_ts(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("udp") / "clip.ts", seconds=6.0, spec=SMALL_VIDEO)
 
 
-def test_udp_ts_is_received_at_media_pace_and_a_stall_is_a_discontinuity(small_ts):
+def test_udp_ts_is_received_at_media_pace_a_stall_is_a_discontinuity_and_silence_a_read_timeout(small_ts):
     port = _closed_port()
     with UdpTsSender(small_ts, port) as sender:
         started = time.monotonic()
-        with open_media(sender.url, SourceOptions(open_timeout_s=5, read_timeout_s=3)) as reader:
+        with open_media(sender.url, SourceOptions(open_timeout_s=5, read_timeout_s=2)) as reader:
             stalled = {}
 
             def stall(media_s: float) -> None:
                 if media_s >= 1.5 and not stalled:
                     stalled["media"] = media_s
-                    sender.stall(2.0)
+                    sender.stall(1.5)  # 1.5 s of packets lost
+                if media_s >= 3.0 and "dead" not in stalled:
+                    stalled["dead"] = time.monotonic()
+                    sender.stall(100)  # the sender goes silent
 
-            run = read(reader, until_media_s=3.0, timeout_s=20, on_video=stall)
-    # Paced: 3 s of media (plus the 2 s of the stall) cannot come faster than it plays.
-    assert time.monotonic() - started >= 3.0 + 2.0 - 0.6
+            run = read(reader, until_media_s=1e9, timeout_s=20, on_video=stall)
+    # Paced: 3 s of media plus the 1.5 s lost cannot come faster than they play.
+    assert stalled["dead"] - started >= 3.0 + 1.5 - 0.6
     [jump] = [n for n in run.notes if n.kind == "discontinuity"]
-    assert jump.details["jump_s"] == pytest.approx(2.0, abs=0.3)
+    assert jump.details["jump_s"] == pytest.approx(1.5, abs=0.3)
     assert jump.time == pytest.approx(stalled["media"], abs=0.6)
     assert_continuous(run.video)
+    # Silence ends the stream after the read timeout, with the reason; the frames
+    # drained after it still have their times.
+    assert run.notes[-1].kind == "end"
+    [timeout] = [n for n in run.notes if n.kind == "read_error"]
+    assert timeout.details["reason"] == "no data for 2 s (read timeout)"
+    assert time.monotonic() - stalled["dead"] == pytest.approx(2.0, abs=1.0)
 
 
 def test_looped_file_plays_on_with_one_continuous_clock(small_ts):

@@ -205,6 +205,18 @@ def _codec_name(ctx) -> str:
     return getattr(ctx.codec, "canonical_name", None) or ctx.name
 
 
+def _frame_time(frame, stream) -> float | None:
+    """The frame's timestamp in seconds.
+
+    Frames a decoder gives back while it is drained after an interrupted read (a live
+    input's read timeout) carry a pts but no time base, so PyAV's `frame.time` is NaN.
+    """
+    raw = frame.time
+    if raw is not None and raw != raw:
+        raw = float(frame.pts * stream.time_base) if frame.pts is not None and stream.time_base else None
+    return raw
+
+
 def _decodable(stream) -> bool:
     ctx = stream.codec_context
     return ctx is not None and ctx.codec is not None and ctx.codec.is_decoder
@@ -310,6 +322,10 @@ class MediaReader:
                     break
                 except av.error.EOFError:
                     break
+                except av.error.ExitError:  # FFmpeg's interrupt: the read timeout ran out
+                    reason = f"no data for {self.options.read_timeout_s:g} s (read timeout)"
+                    yield StreamNote("read_error", end_time, "container", {"reason": reason})
+                    break
                 except (av.error.FFmpegError, OSError) as err:
                     yield StreamNote("read_error", end_time, "container", {"reason": _reason(err)})
                     break
@@ -413,7 +429,7 @@ class MediaReader:
         luma = np.frombuffer(plane, dtype).reshape(frame.height, plane.line_size // itemsize)[:, : frame.width]
         # The decoder still predicts later pictures from this memory: look, never touch.
         luma.flags.writeable = False
-        raw = frame.time
+        raw = _frame_time(frame, stream)
         if raw is None:
             return None, None
         fps = self._fps
@@ -443,7 +459,7 @@ class MediaReader:
             notes.append(StreamNote("decode_error", float("nan"), "audio", {"messages": messages[:5]}))
         for frame in frames:
             samples = to_float32(frame)
-            raw = frame.time
+            raw = _frame_time(frame, stream)
             if samples.shape[0] == 0 or raw is None:
                 continue
             rate = frame.sample_rate
