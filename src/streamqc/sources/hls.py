@@ -21,6 +21,7 @@ fed (which is where media time 0, the first picture, lies).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -194,7 +195,7 @@ class HlsFetcher(Fetcher):
         self._last_new = time.monotonic()
         if segment.discontinuity and self.segments_fed:
             self.emit(delivery_event("hls.discontinuity", start, start, Severity.INFO, sequence=segment.sequence))
-        if target_s > 0 and round(segment.duration_s) > target_s:
+        if target_s > 0 and math.floor(segment.duration_s + 0.5) > target_s:  # RFC 8216: rounded half up
             self.emit(delivery_event("hls.target_duration", start, end, Severity.MINOR, sequence=segment.sequence,
                                      duration_s=segment.duration_s, target_duration_s=target_s))
         if segment.map_uri and segment.map_uri != self._map_uri:
