@@ -62,6 +62,11 @@ def check_input(
                     continue
                 if buffer.kind == "read_error":
                     notes.append(f"read error at {buffer.time:.2f} s: {buffer.details.get('reason')}")
+                if buffer.kind == "event":  # delivery problems a live source saw (hls.*, dash.*)
+                    event = buffer.details["event"]
+                    if not event.ongoing and (duration is None or event.start < duration):
+                        events.append(event)
+                    continue
             else:
                 end = max(end, buffer.time + buffer.duration)
                 if duration is not None and buffer.time >= duration:

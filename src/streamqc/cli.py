@@ -33,7 +33,7 @@ def _fail(message: str) -> None:
 
 @app.command()
 def check(
-    input: Annotated[str, typer.Argument(help="File path or URL (http(s), HLS .m3u8, udp://, rtp://, rtmp://, rtsp://).")],
+    input: Annotated[str, typer.Argument(help="File path or URL (http(s), HLS .m3u8, DASH .mpd, udp://, rtp://, rtmp://, rtsp://, loop://FILE).")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the JSON result on stdout.")] = False,
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of media (live URLs).")] = None,
     config: Annotated[Optional[str], typer.Option(help="Detector options file (YAML, TOML or JSON).")] = None,
