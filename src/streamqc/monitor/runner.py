@@ -370,8 +370,7 @@ class StreamRunner:
             if buffer.kind == "decode_error":
                 self.decode_errors += 1
             if buffer.kind == "event" and isinstance(buffer.details.get("event"), Event):
-                events.append(buffer.details["event"])  # a source-level event (hls.*, ...)
-                return events
+                return self._source_event(buffer.details["event"])
             return chain.feed(buffer)
         end = buffer.time + buffer.duration
         with self._lock:
@@ -406,6 +405,24 @@ class StreamRunner:
         events.extend(chain.feed(buffer))
         events.extend(self._after_feed(buffer, end, measures))
         return events
+
+    def _source_event(self, event: Event) -> list[Event]:
+        """A delivery problem only the source can see (hls.*, dash.*), onto the stream's clock.
+
+        A source's own `stream.down` (a read timeout) becomes the runner's outage, so an
+        outage is reported once whoever notices it first; recovery is the runner's call.
+        """
+        event.start += self._offset
+        event.end += self._offset
+        if event.kind == "stream.recovered":
+            return []
+        if event.kind == "stream.down":
+            with self._lock:
+                if self._down is None:
+                    self.last_error = str(event.details.get("reason") or self.last_error or "source reported down")
+                    self._raise_down()
+            return []
+        return [event]
 
     def _decode_less(self, frame: VideoFrame) -> None:
         """While shedding, the decoder skips pictures no other picture needs (B-frames mostly).
