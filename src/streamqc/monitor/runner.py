@@ -237,7 +237,7 @@ class StreamRunner:
             if self.paused or self._stop.is_set():
                 return
             step = self._step_since
-            if step is not None and now - step > self.settings.hang_timeout_s:
+            if step is not None and now - step > self._hang_after_s():
                 self.last_error = f"no progress for {now - step:.0f} s: session restarted"
                 self.restarts += 1
                 self._step_since = None
@@ -297,6 +297,18 @@ class StreamRunner:
         if backup and self.url in (self.stream.url, backup):
             self.url = backup if self.url == self.stream.url else self.stream.url
 
+    def _source_options(self) -> SourceOptions:
+        return SourceOptions(threads=self.settings.decoder_threads,
+                             open_timeout_s=max(self.settings.stall_timeout_s, 5.0),
+                             # longer than the stall timeout: the watchdog reports a stall,
+                             # the read timeout only ends a session that is not coming back
+                             read_timeout_s=2.0 * max(self.settings.stall_timeout_s, 2.5))
+
+    def _hang_after_s(self) -> float:
+        """A step blocked on the network ends by its own timeout: only longer is a hang."""
+        options = self._source_options()
+        return max(self.settings.hang_timeout_s, max(options.open_timeout_s, options.read_timeout_s) + 5.0)
+
     def _media_now(self) -> float:
         """The stream's media clock now: it runs on at wall-clock pace while no media comes."""
         return self._media_end + max(0.0, time.monotonic() - self._last_media_wall)
@@ -309,12 +321,7 @@ class StreamRunner:
             self.attempts += 1
             url = self.url
             self._step_since = time.monotonic()
-        options = SourceOptions(threads=self.settings.decoder_threads,
-                                open_timeout_s=max(self.settings.stall_timeout_s, 5.0),
-                                # longer than the stall timeout: the watchdog reports a stall,
-                                # the read timeout only ends a session that is not coming back
-                                read_timeout_s=2.0 * max(self.settings.stall_timeout_s, 2.5))
-        reader = open_live(url, options)
+        reader = open_live(url, self._source_options())
         self._reader = reader
         chain = DetectorChain.from_options(self.detector_options)
         measures = [d for d in chain.detectors if _measures(d)]
