@@ -48,9 +48,21 @@ def run(config: MonitorConfig, as_json: bool, duration_s: float | None = None) -
     tail.start()
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    supervisor = Supervisor(config)
+    # Issue 5: the analytics store takes the measurements, the API serves the control surface
+    # (imported only when configured: pyarrow and the web stack take seconds to load).
+    store = None
+    if config.store is not None:
+        from streamqc.sinks.store import start_store
+
+        store = start_store(config.store, journal)
+    supervisor = Supervisor(config, on_measurement=store.add_measurement if store is not None else None)
+    server = None
     try:
         supervisor.start()
+        if config.server is not None:
+            from streamqc.server.serve import start_server
+
+            server = start_server(config.server, journal.path, supervisor)
         deadline = time.monotonic() + duration_s if duration_s is not None else None
         status_path = pathlib.Path(config.state_dir) / "status.json"
         while not stop.is_set():
@@ -60,7 +72,11 @@ def run(config: MonitorConfig, as_json: bool, duration_s: float | None = None) -
                 break
             stop.wait(0.5 if remaining is None else min(0.5, remaining))
     finally:
+        if server is not None:
+            server.stop()
         supervisor.stop()
+        if store is not None:
+            store.close()
         tail.stop()
         journal.close()
         for sig, handler in previous.items():

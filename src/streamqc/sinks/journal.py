@@ -142,6 +142,13 @@ class Journal:
             rows = self._db.execute(query + " ORDER BY seq", args).fetchall()
         return [Record(seq, rid, phase, Event.from_dict(json.loads(body))) for seq, rid, phase, body in rows]
 
+    def get(self, event_id: str, phase: str) -> Record | None:
+        """The record of one defect phase, e.g. the open record a closing one follows."""
+        with self._lock:
+            row = self._db.execute("SELECT seq, id, phase, body FROM records WHERE id = ? AND phase = ?",
+                                   (event_id, phase)).fetchone()
+        return None if row is None else Record(row[0], row[1], row[2], Event.from_dict(json.loads(row[3])))
+
     def cursor(self, consumer: str) -> int:
         with self._lock:
             row = self._db.execute("SELECT seq FROM cursors WHERE consumer = ?", (consumer,)).fetchone()
