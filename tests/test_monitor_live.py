@@ -21,6 +21,8 @@ import time
 
 import pytest
 
+from receivers import Receiver
+
 from live import MonitorProcess, UdpSender, free_tcp_port, free_udp_port, make_clip, udp_bound, wait_for
 from streamqc.sinks.journal import Journal
 
@@ -59,14 +61,17 @@ def scenario(tmp_path_factory):
     origin = http.server.ThreadingHTTPServer(("127.0.0.1", free_tcp_port()), _DeadOrigin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
     dead_url = f"http://127.0.0.1:{origin.server_address[1]}/live/dead.ts"
+    hook = Receiver().start()
     streams = [{"id": sid, "url": f"udp://127.0.0.1:{ports[sid]}"} for sid in UDP_STREAMS]
     streams += [{"id": sid, "url": f"loop://{folder / (clip + '.ts')}"} for sid, clip in LOOP_STREAMS.items()]
     streams += [{"id": "stall", "url": f"udp://127.0.0.1:{ports['stall']}"}, {"id": "dead", "url": dead_url}]
     config = {"workers": 2, "stall_timeout_s": STALL_TIMEOUT_S, "state_dir": str(folder / "state"),
-              "reconnect": {"initial_s": 0.5, "max_s": 8, "jitter": 0.2}, "streams": streams}
+              "reconnect": {"initial_s": 0.5, "max_s": 8, "jitter": 0.2}, "streams": streams,
+              "notify": [{"name": "hook", "type": "webhook", "url": hook.url + "/events",
+                          "routes": [{"kinds": ["stream.*"]}]}]}
     config_path = folder / "streams.yaml"
     config_path.write_text(json.dumps(config))  # JSON is YAML
-    record = {"labels": labels, "folder": folder, "dead_url": dead_url}
+    record = {"labels": labels, "folder": folder, "dead_url": dead_url, "hook": hook}
 
     monitor = MonitorProcess(["--config", str(config_path)], folder)
     senders: list[UdpSender] = []
@@ -117,6 +122,7 @@ def scenario(tmp_path_factory):
         monitor.kill()
         origin.shutdown()
         origin.server_close()
+        hook.stop()
 
 
 def _sigkill_a_worker(status_path, stream_id):
@@ -244,3 +250,10 @@ def test_after_kill_9_and_a_restart_no_journaled_event_is_lost_and_open_ones_are
     # every journaled record was printed by one run or the other (undelivered ones by the restart)
     printed = {(e["id"], e["phase"]) for e in scenario["lines_run1"] + scenario["lines_run2"]}
     assert set(after) <= printed
+
+
+def test_the_notify_section_delivers_journaled_events_to_a_webhook(scenario):
+    delivered = {(b["id"], b["phase"]) for b in scenario["hook"].json_bodies()}
+    dead_down = [e for e in scenario["lines_run1"] if e["stream"] == "dead" and e["kind"] == "stream.down"]
+    assert dead_down and (dead_down[0]["id"], "open") in delivered
+    assert all(b["kind"].startswith("stream.") for b in scenario["hook"].json_bodies())  # the route
