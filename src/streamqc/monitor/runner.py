@@ -139,6 +139,9 @@ class StreamRunner:
         self._step_since: float | None = None
         self._shedding: _Open | None = None
         self._shed_at_start = 0
+        self._skip_context: Any = None
+        self._skip_mode = "DEFAULT"
+        self._previous_frame_time: float | None = None
         self._draining = False  # the input failed; the decoder is giving back what it held
         self._recovery_start: float | None = None  # media time media came back while down
         self._max_lag_s = 0.0
@@ -234,7 +237,7 @@ class StreamRunner:
             if self.paused or self._stop.is_set():
                 return
             step = self._step_since
-            if step is not None and now - step > self.settings.hang_timeout_s:
+            if step is not None and now - step > self._hang_after_s():
                 self.last_error = f"no progress for {now - step:.0f} s: session restarted"
                 self.restarts += 1
                 self._step_since = None
@@ -294,6 +297,18 @@ class StreamRunner:
         if backup and self.url in (self.stream.url, backup):
             self.url = backup if self.url == self.stream.url else self.stream.url
 
+    def _source_options(self) -> SourceOptions:
+        return SourceOptions(threads=self.settings.decoder_threads,
+                             open_timeout_s=max(self.settings.stall_timeout_s, 5.0),
+                             # longer than the stall timeout: the watchdog reports a stall,
+                             # the read timeout only ends a session that is not coming back
+                             read_timeout_s=2.0 * max(self.settings.stall_timeout_s, 2.5))
+
+    def _hang_after_s(self) -> float:
+        """A step blocked on the network ends by its own timeout: only longer is a hang."""
+        options = self._source_options()
+        return max(self.settings.hang_timeout_s, max(options.open_timeout_s, options.read_timeout_s) + 5.0)
+
     def _media_now(self) -> float:
         """The stream's media clock now: it runs on at wall-clock pace while no media comes."""
         return self._media_end + max(0.0, time.monotonic() - self._last_media_wall)
@@ -306,12 +321,7 @@ class StreamRunner:
             self.attempts += 1
             url = self.url
             self._step_since = time.monotonic()
-        options = SourceOptions(threads=self.settings.decoder_threads,
-                                open_timeout_s=max(self.settings.stall_timeout_s, 5.0),
-                                # longer than the stall timeout: the watchdog reports a stall,
-                                # the read timeout only ends a session that is not coming back
-                                read_timeout_s=2.0 * max(self.settings.stall_timeout_s, 2.5))
-        reader = open_live(url, options)
+        reader = open_live(url, self._source_options())
         self._reader = reader
         chain = DetectorChain.from_options(self.detector_options)
         measures = [d for d in chain.detectors if _measures(d)]
@@ -367,8 +377,7 @@ class StreamRunner:
             if buffer.kind == "decode_error":
                 self.decode_errors += 1
             if buffer.kind == "event" and isinstance(buffer.details.get("event"), Event):
-                events.append(buffer.details["event"])  # a source-level event (hls.*, ...)
-                return events
+                return self._source_event(buffer.details["event"])
             return chain.feed(buffer)
         end = buffer.time + buffer.duration
         with self._lock:
@@ -395,13 +404,52 @@ class StreamRunner:
                     self._session_clock = now - buffer.time
         if isinstance(buffer, VideoFrame):
             self.frames += 1
-            if self._shedding is not None:
-                self.shed_frames += 1
+            self._decode_less(buffer)
+            if self._shedding is not None and self.processing_lag_s > 2 * self.settings.max_lag_s:
+                self.shed_frames += 1  # still further behind: pictures go unanalysed too
                 events.extend(self._after_feed(buffer, end, measures))
                 return events
         events.extend(chain.feed(buffer))
         events.extend(self._after_feed(buffer, end, measures))
         return events
+
+    def _source_event(self, event: Event) -> list[Event]:
+        """A delivery problem only the source can see (hls.*, dash.*), onto the stream's clock.
+
+        A source's own `stream.down` (a read timeout) becomes the runner's outage, so an
+        outage is reported once whoever notices it first; recovery is the runner's call.
+        """
+        event.start += self._offset
+        event.end += self._offset
+        if event.kind == "stream.recovered":
+            return []
+        if event.kind == "stream.down":
+            with self._lock:
+                if self._down is None:
+                    self.last_error = str(event.details.get("reason") or self.last_error or "source reported down")
+                    self._raise_down()
+            return []
+        return [event]
+
+    def _decode_less(self, frame: VideoFrame) -> None:
+        """While shedding, the decoder skips pictures no other picture needs (B-frames mostly).
+
+        That saves about a third of H.264 decoding, the bulk of a stream's cost, and keeps
+        gaps between pictures to a frame or two: the detectors still see the picture,
+        the clock sees no jump. The pictures skipped are counted from the gaps.
+        """
+        stream = getattr(self._reader, "video_stream", None)
+        context = getattr(stream, "codec_context", None)
+        wanted = "NONREF" if self._shedding is not None else "DEFAULT"
+        if context is not None and (context is not self._skip_context or wanted != self._skip_mode):
+            try:
+                context.skip_frame = wanted
+            except (AttributeError, TypeError, ValueError):
+                pass
+            self._skip_context, self._skip_mode = context, wanted
+        previous, self._previous_frame_time = self._previous_frame_time, frame.time
+        if self._shedding is not None and previous is not None and frame.duration > 0:
+            self.shed_frames += max(0, min(10, round((frame.time - previous) / frame.duration) - 1))
 
     def _after_feed(self, buffer, end: float, measures: list) -> list[Event]:
         events: list[Event] = []
@@ -457,7 +505,8 @@ class StreamRunner:
         return record
 
     def _start_shedding(self, media_time: float, lag: float) -> None:
-        """Behind real time: pictures go unanalysed until the lag halves (sound is cheap and stays)."""
+        """Behind real time: decode fewer pictures (and beyond twice the limit analyse none)
+        until the lag halves; sound is cheap and stays."""
         self._max_lag_s = lag
         event = Event("stream.lag", media_time, media_time, Severity.MINOR, 1.0,
                       {"max_lag_s": self.settings.max_lag_s, "lag_s": round(lag, 3)}, ongoing=True)

@@ -57,7 +57,15 @@ def run(config: MonitorConfig, as_json: bool, duration_s: float | None = None) -
         store = start_store(config.store, journal)
     supervisor = Supervisor(config, on_measurement=store.add_measurement if store is not None else None)
     server = None
+    sinks_stop = threading.Event()
+    sinks: list[threading.Thread] = []
     try:
+        if config.notify or config.actions:
+            # Notifiers and actions read the journal past their own cursors, in their own
+            # threads; a bad section raises ConfigError here, before any stream starts.
+            from streamqc.sinks.service import start_sinks
+
+            sinks = start_sinks(config, journal.path, sinks_stop, streams=_stream_info(supervisor))
         supervisor.start()
         if config.server is not None:
             from streamqc.server.serve import start_server
@@ -75,6 +83,9 @@ def run(config: MonitorConfig, as_json: bool, duration_s: float | None = None) -
         if server is not None:
             server.stop()
         supervisor.stop()
+        sinks_stop.set()
+        for thread in sinks:
+            thread.join(5.0)  # what is left is delivered by the next run (cursors)
         if store is not None:
             store.close()
         tail.stop()
@@ -90,3 +101,14 @@ def write_status(supervisor: Supervisor, path: pathlib.Path) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(snapshot, indent=1))
     os.replace(temporary, path)
+
+
+def _stream_info(supervisor: Supervisor):
+    """The sinks' view of the live stream list (streams added through the API included)."""
+    from streamqc.sinks.config import StreamInfo
+
+    def lookup(stream_id: str | None):
+        stream = supervisor.stream_config(stream_id) if stream_id is not None else None
+        return StreamInfo.model_validate(stream.model_dump()) if stream is not None else None
+
+    return lookup

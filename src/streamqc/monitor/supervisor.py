@@ -153,6 +153,10 @@ class Supervisor:
             self._status[stream_id].url = url
             self._send(self._slots[self._assigned[stream_id]], ("switch", stream_id, url))
 
+    def stream_config(self, stream_id: str) -> StreamConfig | None:
+        with self._lock:
+            return self._streams.get(stream_id)
+
     def streams(self) -> list[StreamStatus]:
         with self._lock:
             return [dataclasses.replace(s, tags=dict(s.tags)) for s in self._status.values()]
