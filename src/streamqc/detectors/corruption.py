@@ -1,0 +1,230 @@
+"""video.corruption: macroblocks broken by lost or damaged data, judged from the pixels.
+
+A decoder that loses data conceals it macroblock by macroblock (a stale or smeared copy,
+a flat DC guess, or garbage decoded from a desynchronised bitstream), so the damage has
+straight edges on the 16-pixel grid where the picture does not continue across the
+boundary. Natural content and clean coding do: a texture or an edge crosses a
+macroblock boundary as it crosses any other line, and coding blockiness in flat areas is
+a step of a few levels. So for every 16-pixel segment of every macroblock boundary we
+compare the step across the boundary with the gradient just inside it on both sides: a
+segment is *broken* when the step is both `min_step_levels` above and `step_ratio` times
+the inside gradient. A broken segment with a broken neighbour on the same boundary line
+is a *seam* (a single one is texture noise). Blocks touched by seams form the frame's
+corruption map.
+
+What is normal for a picture is learnt as it plays: a letterbox edge, a split screen or a
+graphic that sits on the grid gives seams in every frame, so a frame counts as corrupt
+only when its mapped fraction exceeds the recent typical (median) fraction by
+`min_area`. The decoder's own "corrupt" flag on a frame is supporting evidence
+(`use_decoder_flag`): a damaged stream whose concealment looks smooth still counts,
+while re-encoded damage, with no flag at all, is found from the pixels alone.
+
+Corrupt frames closer than `merge_gap_s` make one event. `details.area` is the share of
+the picture in the corruption map, `details.box` the map's bounding box in relative
+coordinates (x0, y0, x1, y1); severity grows with area and duration.
+
+The measurement reads four luma rows around each horizontal boundary and four columns
+around each vertical one, every `row_step`-th pixel along them: a few percent of the
+picture, never a full-resolution pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+
+import numpy as np
+
+from streamqc.detectors.base import Detector, FrameSampler
+from streamqc.events import Event, Severity
+from streamqc.media import VideoFrame
+
+MB = 16  # macroblock side, pixels: the grid concealment works on in H.264, MPEG-2 (and CTU multiples in HEVC)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CorruptionOptions:
+    analysis_fps: float = 15.0  # pictures looked at per second, at most (0: every frame)
+    sample_step_px: int = 4  # pixels between samples along each boundary
+    min_step_levels: float = 10.0  # a boundary step must exceed the inside gradient by this (8-bit luma) ...
+    step_ratio: float = 2.0  # ... and be this many times the inside gradient
+    min_area: float = 0.01  # mapped fraction of the picture above the recent typical one
+    min_seams: int = 4  # broken segments in seams a corrupt frame needs, at least
+    baseline_frames: int = 31  # analysed frames the typical mapped fraction is taken over
+    min_baseline_frames: int = 3  # analysed frames before the first judgement
+    # the 16-pixel grid's mapped fraction must exceed this many times that of the
+    # 8-pixel lines between (by min_area): more than coding blockiness breaks both alike
+    grid_ratio: float = 1.0
+    use_decoder_flag: bool = True  # a frame the decoder marked corrupt counts, whatever its pixels
+    merge_gap_s: float = 0.5  # corrupt frames closer than this are one event
+    min_duration_s: float = 0.0
+    major_area: float = 0.05  # events covering this fraction of the picture, or lasting
+    major_after_s: float = 1.0  # this long, are major
+    critical_area: float = 0.25
+    critical_after_s: float = 5.0
+
+
+@dataclasses.dataclass(slots=True)
+class _Open:
+    start: float
+    end: float
+    frames: int = 0
+    flagged: int = 0
+    peak_area: float = 0.0
+    pixel_frames: int = 0
+    union: np.ndarray | None = None
+
+
+class CorruptionDetector(Detector):
+    name = "corruption"
+    Options = CorruptionOptions
+    accepts = (VideoFrame,)
+
+    def __init__(self, options: CorruptionOptions | None = None) -> None:
+        super().__init__(options)
+        self._sampler = FrameSampler(self.options.analysis_fps)
+        self._recent: deque[float] = deque(maxlen=max(1, self.options.baseline_frames))
+        self._open: _Open | None = None
+        self._shape: tuple[int, int] | None = None
+        self._seams = 0
+
+    # --- measurement -------------------------------------------------------------------
+
+    def corruption_map(self, frame: VideoFrame, offset: int = 0) -> np.ndarray:
+        """Blocks (rows x cols of macroblocks) touched by a seam on one of their sides."""
+        luma = frame.luma[offset:, offset:]
+        rows, cols = luma.shape[0] // MB, luma.shape[1] // MB
+        touched = np.zeros((rows, cols), bool)
+        self._seams = 0
+        if rows < 2 or cols < 2:
+            return touched
+        o = self.options
+        step = max(1, o.sample_step_px)
+        shift = frame.bit_depth - 8
+        per_segment = max(1, MB // step)
+        # Horizontal boundaries y = 16k: rows 16k-2 .. 16k+1, every `step`-th column.
+        band = luma[MB - 2 : rows * MB - 2].reshape(rows - 1, MB, -1)[:, :4, : cols * MB : step]
+        broken_h = self._broken(band, shift, per_segment, axis=1)  # (rows-1, cols)
+        # Vertical boundaries x = 16k: columns 16k-2 .. 16k+1, every `step`-th row.
+        strip = luma[: rows * MB : step, MB - 2 : cols * MB - 2].reshape(-1, cols - 1, MB)[:, :, :4]
+        broken_v = self._broken(strip.transpose(0, 2, 1), shift, per_segment, axis=0)  # (rows, cols-1)
+        # A seam: two broken segments in a row along one boundary line.
+        seam_h = broken_h & (_shifted(broken_h, 1, axis=1) | _shifted(broken_h, -1, axis=1))
+        seam_v = broken_v & (_shifted(broken_v, 1, axis=0) | _shifted(broken_v, -1, axis=0))
+        touched[:-1] |= seam_h
+        touched[1:] |= seam_h
+        touched[:, :-1] |= seam_v
+        touched[:, 1:] |= seam_v
+        self._seams = int(np.count_nonzero(seam_h)) + int(np.count_nonzero(seam_v))
+        return touched
+
+    def _broken(self, lines: np.ndarray, shift: int, per_segment: int, axis: int) -> np.ndarray:
+        """Segments whose boundary step stands out from the gradient inside.
+
+        `lines` holds the four lines around each boundary on `axis` 1 (horizontal
+        boundaries: (boundaries, 4, samples)) or 1 after a transpose (vertical:
+        (samples, 4, boundaries)); the result is (boundaries, segments) or (segments,
+        boundaries)."""
+        data = lines.astype(np.int16)
+        if shift > 0:
+            data >>= shift
+        before, last, first, after = data[:, 0], data[:, 1], data[:, 2], data[:, 3]
+        across = np.abs(first - last)
+        inside = (np.abs(last - before) + np.abs(after - first)) >> 1
+        if axis == 1:  # samples run along the last axis
+            n = across.shape[1] // per_segment
+            across = across[:, : n * per_segment].reshape(across.shape[0], n, per_segment).sum(2)
+            inside = inside[:, : n * per_segment].reshape(inside.shape[0], n, per_segment).sum(2)
+        else:  # samples run along the first axis
+            n = across.shape[0] // per_segment
+            across = across[: n * per_segment].reshape(n, per_segment, -1).sum(1)
+            inside = inside[: n * per_segment].reshape(n, per_segment, -1).sum(1)
+        o = self.options
+        return (across > inside + o.min_step_levels * per_segment) & (across > o.step_ratio * inside)
+
+    # --- events --------------------------------------------------------------------------
+
+    def feed(self, frame: VideoFrame) -> list[Event]:
+        events: list[Event] = []
+        if self._open is not None and frame.time - self._open.end > self.options.merge_gap_s:
+            events = self._close()
+        flagged = frame.corrupt and self.options.use_decoder_flag
+        if not self._sampler.wants(frame) and not flagged:
+            return events
+        o = self.options
+        touched = self.corruption_map(frame)
+        seams = self._seams
+        if touched.shape != self._shape:
+            self._shape = touched.shape
+            self._recent.clear()
+            events += self._close()
+        area = float(touched.mean()) if touched.size else 0.0
+        if len(self._recent) < o.min_baseline_frames:
+            self._recent.append(area)  # nothing to compare with yet
+            return events
+        typical = float(np.median(self._recent))
+        excess = area - typical
+        if excess >= o.min_area and seams >= o.min_seams:
+            # Coding blockiness (a starved I-frame, MPEG-2 without a deblocking filter)
+            # breaks the 8-pixel transform grid as much as the 16-pixel one; lost
+            # macroblocks break the 16-pixel grid and leave the lines between alone.
+            inner = self.corruption_map(frame, offset=MB // 2)
+            excess = min(excess, area - o.grid_ratio * float(inner.mean()))
+            seams -= self._seams
+        by_pixels = excess >= o.min_area and seams >= o.min_seams
+        if not (by_pixels or flagged):
+            self._recent.append(area)
+            return events
+        run = self._open
+        if run is None:
+            run = self._open = _Open(frame.time, frame.time + frame.duration)
+        run.end = frame.time + frame.duration
+        run.frames += 1
+        run.flagged += int(flagged)
+        if by_pixels:
+            run.pixel_frames += 1
+            run.peak_area = max(run.peak_area, area - typical)
+            run.union = touched if run.union is None or run.union.shape != touched.shape else run.union | touched
+        return events
+
+    def finish(self, end: float) -> list[Event]:
+        return self._close()
+
+    def _close(self) -> list[Event]:
+        run, self._open = self._open, None
+        if run is None or run.end - run.start < self.options.min_duration_s:
+            return []
+        o = self.options
+        union = run.union
+        if union is not None and union.any():
+            area = float(union.mean())
+            ys, xs = np.nonzero(union.any(axis=1))[0], np.nonzero(union.any(axis=0))[0]
+            h, w = union.shape
+            box = [round(xs[0] / w, 3), round(ys[0] / h, 3), round((xs[-1] + 1) / w, 3), round((ys[-1] + 1) / h, 3)]
+        else:
+            area, box = 0.0, None
+        duration = run.end - run.start
+        if area >= o.critical_area or duration >= o.critical_after_s:
+            severity = Severity.CRITICAL
+        elif area >= o.major_area or duration >= o.major_after_s:
+            severity = Severity.MAJOR
+        else:
+            severity = Severity.MINOR
+        evidence = "pixels+decoder" if run.pixel_frames and run.flagged else ("pixels" if run.pixel_frames else "decoder")
+        confidence = 0.95 if evidence == "pixels+decoder" else (0.8 if evidence == "decoder" else 0.6 + 0.35 * min(1.0, run.pixel_frames / 3))
+        details = {"duration_s": round(duration, 3), "area": round(area, 4), "box": box,
+                   "frames": run.frames, "evidence": evidence}
+        return [Event("video.corruption", run.start, run.end, severity, round(confidence, 3), details)]
+
+
+def _shifted(mask: np.ndarray, by: int, axis: int) -> np.ndarray:
+    """`mask` moved by `by` cells along `axis`, False where nothing moved in."""
+    out = np.zeros_like(mask)
+    src = [slice(None)] * mask.ndim
+    dst = [slice(None)] * mask.ndim
+    if by > 0:
+        src[axis], dst[axis] = slice(None, -by), slice(by, None)
+    else:
+        src[axis], dst[axis] = slice(-by, None), slice(None, by)
+    out[tuple(dst)] = mask[tuple(src)]
+    return out
