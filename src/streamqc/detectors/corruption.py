@@ -48,7 +48,11 @@ class CorruptionOptions:
     sample_step_px: int = 4  # pixels between samples along each boundary
     min_step_levels: float = 10.0  # a boundary step must exceed the inside gradient by this (8-bit luma) ...
     step_ratio: float = 2.0  # ... and be this many times the inside gradient
-    min_area: float = 0.01  # mapped fraction of the picture above the recent typical one
+    # ... where the inside has at least this much detail (mean gradient, levels): a starved
+    # encoder paints flat 16x16 blocks whose edges are steps too, with nothing inside
+    min_detail_levels: float = 6.0
+    min_area: float = 0.05  # mapped fraction of the picture above the recent typical one
+    min_broken_sides: int = 2  # a block is in the map when seams cut it off on this many sides
     min_seams: int = 4  # broken segments in seams a corrupt frame needs, at least
     baseline_frames: int = 31  # analysed frames the typical mapped fraction is taken over
     min_baseline_frames: int = 3  # analysed frames before the first judgement
@@ -91,13 +95,13 @@ class CorruptionDetector(Detector):
     # --- measurement -------------------------------------------------------------------
 
     def corruption_map(self, frame: VideoFrame, offset: int = 0) -> np.ndarray:
-        """Blocks (rows x cols of macroblocks) touched by a seam on one of their sides."""
+        """Blocks (rows x cols of macroblocks) cut off from their neighbours by seams."""
         luma = frame.luma[offset:, offset:]
         rows, cols = luma.shape[0] // MB, luma.shape[1] // MB
-        touched = np.zeros((rows, cols), bool)
+        sides = np.zeros((rows, cols), np.uint8)
         self._seams = 0
         if rows < 2 or cols < 2:
-            return touched
+            return sides.astype(bool)
         o = self.options
         step = max(1, o.sample_step_px)
         shift = frame.bit_depth - 8
@@ -111,12 +115,13 @@ class CorruptionDetector(Detector):
         # A seam: two broken segments in a row along one boundary line.
         seam_h = broken_h & (_shifted(broken_h, 1, axis=1) | _shifted(broken_h, -1, axis=1))
         seam_v = broken_v & (_shifted(broken_v, 1, axis=0) | _shifted(broken_v, -1, axis=0))
-        touched[:-1] |= seam_h
-        touched[1:] |= seam_h
-        touched[:, :-1] |= seam_v
-        touched[:, 1:] |= seam_v
+        sides[:-1] += seam_h
+        sides[1:] += seam_h
+        sides[:, :-1] += seam_v
+        sides[:, 1:] += seam_v
         self._seams = int(np.count_nonzero(seam_h)) + int(np.count_nonzero(seam_v))
-        return touched
+        # A broken block is cut off on two sides or more; its clean neighbour on one.
+        return sides >= o.min_broken_sides
 
     def _broken(self, lines: np.ndarray, shift: int, per_segment: int, axis: int) -> np.ndarray:
         """Segments whose boundary step stands out from the gradient inside.
@@ -140,7 +145,8 @@ class CorruptionDetector(Detector):
             across = across[: n * per_segment].reshape(n, per_segment, -1).sum(1)
             inside = inside[: n * per_segment].reshape(n, per_segment, -1).sum(1)
         o = self.options
-        return (across > inside + o.min_step_levels * per_segment) & (across > o.step_ratio * inside)
+        return ((across > inside + o.min_step_levels * per_segment) & (across > o.step_ratio * inside)
+                & (inside >= o.min_detail_levels * per_segment))
 
     # --- events --------------------------------------------------------------------------
 
@@ -202,17 +208,17 @@ class CorruptionDetector(Detector):
             h, w = union.shape
             box = [round(xs[0] / w, 3), round(ys[0] / h, 3), round((xs[-1] + 1) / w, 3), round((ys[-1] + 1) / h, 3)]
         else:
-            area, box = 0.0, None
+            area, box = None, None  # the decoder said so; the pixels do not show where
         duration = run.end - run.start
-        if area >= o.critical_area or duration >= o.critical_after_s:
+        if (area or 0.0) >= o.critical_area or duration >= o.critical_after_s:
             severity = Severity.CRITICAL
-        elif area >= o.major_area or duration >= o.major_after_s:
+        elif (area or 0.0) >= o.major_area or duration >= o.major_after_s:
             severity = Severity.MAJOR
         else:
             severity = Severity.MINOR
         evidence = "pixels+decoder" if run.pixel_frames and run.flagged else ("pixels" if run.pixel_frames else "decoder")
         confidence = 0.95 if evidence == "pixels+decoder" else (0.8 if evidence == "decoder" else 0.6 + 0.35 * min(1.0, run.pixel_frames / 3))
-        details = {"duration_s": round(duration, 3), "area": round(area, 4), "box": box,
+        details = {"duration_s": round(duration, 3), "area": None if area is None else round(area, 4), "box": box,
                    "frames": run.frames, "evidence": evidence}
         return [Event("video.corruption", run.start, run.end, severity, round(confidence, 3), details)]
 
