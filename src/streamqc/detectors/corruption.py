@@ -59,6 +59,7 @@ class CorruptionOptions:
     # the 16-pixel grid's mapped fraction must exceed this many times that of the
     # 8-pixel lines between (by min_area): more than coding blockiness breaks both alike
     grid_ratio: float = 1.0
+    min_pixel_frames: int = 2  # corrupt frames an event seen by the pixels alone needs
     use_decoder_flag: bool = True  # a frame the decoder marked corrupt counts, whatever its pixels
     merge_gap_s: float = 0.5  # corrupt frames closer than this are one event
     min_duration_s: float = 0.0
@@ -200,13 +201,15 @@ class CorruptionDetector(Detector):
         run, self._open = self._open, None
         if run is None or run.end - run.start < self.options.min_duration_s:
             return []
+        if not run.flagged and run.pixel_frames < self.options.min_pixel_frames:
+            return []  # one odd picture of a starved encoder, not damage
         o = self.options
         union = run.union
         if union is not None and union.any():
             area = float(union.mean())
             ys, xs = np.nonzero(union.any(axis=1))[0], np.nonzero(union.any(axis=0))[0]
             h, w = union.shape
-            box = [round(xs[0] / w, 3), round(ys[0] / h, 3), round((xs[-1] + 1) / w, 3), round((ys[-1] + 1) / h, 3)]
+            box = [round(float(v), 3) for v in (xs[0] / w, ys[0] / h, (xs[-1] + 1) / w, (ys[-1] + 1) / h)]
         else:
             area, box = None, None  # the decoder said so; the pixels do not show where
         duration = run.end - run.start
