@@ -52,14 +52,18 @@ class CorruptionOptions:
     # encoder paints flat 16x16 blocks whose edges are steps too, with nothing inside
     min_detail_levels: float = 6.0
     min_area: float = 0.05  # mapped fraction of the picture above the recent typical one
-    min_broken_sides: int = 2  # a block is in the map when seams cut it off on this many sides
+    # A broken block is cut off on two sides or more, its clean neighbour on one: the
+    # reported map (area, box) holds the first, the frame's score counts both.
+    map_sides: int = 2
     min_seams: int = 4  # broken segments in seams a corrupt frame needs, at least
     baseline_frames: int = 31  # analysed frames the typical mapped fraction is taken over
     min_baseline_frames: int = 3  # analysed frames before the first judgement
     # the 16-pixel grid's mapped fraction must exceed this many times that of the
     # 8-pixel lines between (by min_area): more than coding blockiness breaks both alike
-    grid_ratio: float = 1.0
-    min_pixel_frames: int = 2  # corrupt frames an event seen by the pixels alone needs
+    grid_ratio: float = 2.0
+    # analysed frames in a row an event seen by the pixels alone needs: lost data stays
+    # until the next keyframe, a starved encoder's blockiness flickers
+    min_pixel_frames: int = 2
     use_decoder_flag: bool = True  # a frame the decoder marked corrupt counts, whatever its pixels
     merge_gap_s: float = 0.5  # corrupt frames closer than this are one event
     min_duration_s: float = 0.0
@@ -77,6 +81,8 @@ class _Open:
     flagged: int = 0
     peak_area: float = 0.0
     pixel_frames: int = 0
+    streak: int = 0  # pixel-corrupt analysed frames in a row, now
+    longest: int = 0
     union: np.ndarray | None = None
 
 
@@ -96,13 +102,13 @@ class CorruptionDetector(Detector):
     # --- measurement -------------------------------------------------------------------
 
     def corruption_map(self, frame: VideoFrame, offset: int = 0) -> np.ndarray:
-        """Blocks (rows x cols of macroblocks) cut off from their neighbours by seams."""
+        """Per block (rows x cols of macroblocks): on how many sides seams cut it off."""
         luma = frame.luma[offset:, offset:]
         rows, cols = luma.shape[0] // MB, luma.shape[1] // MB
         sides = np.zeros((rows, cols), np.uint8)
         self._seams = 0
         if rows < 2 or cols < 2:
-            return sides.astype(bool)
+            return sides
         o = self.options
         step = max(1, o.sample_step_px)
         shift = frame.bit_depth - 8
@@ -121,8 +127,7 @@ class CorruptionDetector(Detector):
         sides[:, :-1] += seam_v
         sides[:, 1:] += seam_v
         self._seams = int(np.count_nonzero(seam_h)) + int(np.count_nonzero(seam_v))
-        # A broken block is cut off on two sides or more; its clean neighbour on one.
-        return sides >= o.min_broken_sides
+        return sides
 
     def _broken(self, lines: np.ndarray, shift: int, per_segment: int, axis: int) -> np.ndarray:
         """Segments whose boundary step stands out from the gradient inside.
@@ -159,7 +164,8 @@ class CorruptionDetector(Detector):
         if not self._sampler.wants(frame) and not flagged:
             return events
         o = self.options
-        touched = self.corruption_map(frame)
+        sides = self.corruption_map(frame)
+        touched = sides > 0
         seams = self._seams
         if touched.shape != self._shape:
             self._shape = touched.shape
@@ -175,10 +181,12 @@ class CorruptionDetector(Detector):
             # Coding blockiness (a starved I-frame, MPEG-2 without a deblocking filter)
             # breaks the 8-pixel transform grid as much as the 16-pixel one; lost
             # macroblocks break the 16-pixel grid and leave the lines between alone.
-            inner = self.corruption_map(frame, offset=MB // 2)
+            inner = self.corruption_map(frame, offset=MB // 2) > 0
             excess = min(excess, area - o.grid_ratio * float(inner.mean()))
             seams -= self._seams
         by_pixels = excess >= o.min_area and seams >= o.min_seams
+        if not by_pixels and self._open is not None:
+            self._open.streak = 0
         if not (by_pixels or flagged):
             self._recent.append(area)
             return events
@@ -190,8 +198,13 @@ class CorruptionDetector(Detector):
         run.flagged += int(flagged)
         if by_pixels:
             run.pixel_frames += 1
+            run.streak += 1
+            run.longest = max(run.longest, run.streak)
             run.peak_area = max(run.peak_area, area - typical)
-            run.union = touched if run.union is None or run.union.shape != touched.shape else run.union | touched
+            core = sides >= o.map_sides
+            if not core.any():
+                core = touched
+            run.union = core if run.union is None or run.union.shape != core.shape else run.union | core
         return events
 
     def finish(self, end: float) -> list[Event]:
@@ -201,7 +214,7 @@ class CorruptionDetector(Detector):
         run, self._open = self._open, None
         if run is None or run.end - run.start < self.options.min_duration_s:
             return []
-        if not run.flagged and run.pixel_frames < self.options.min_pixel_frames:
+        if not run.flagged and run.longest < self.options.min_pixel_frames:
             return []  # one odd picture of a starved encoder, not damage
         o = self.options
         union = run.union
