@@ -44,8 +44,8 @@ MB = 16  # macroblock side, pixels: the grid concealment works on in H.264, MPEG
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CorruptionOptions:
-    analysis_fps: float = 15.0  # pictures looked at per second, at most (0: every frame)
-    sample_step_px: int = 4  # pixels between samples along each boundary
+    analysis_fps: float = 10.0  # pictures looked at per second, at most (0: every frame)
+    sample_step_px: int = 8  # pixels between samples along each boundary
     min_step_levels: float = 10.0  # a boundary step must exceed the inside gradient by this (8-bit luma) ...
     step_ratio: float = 2.0  # ... and be this many times the inside gradient
     # ... where the inside has at least this much detail (mean gradient, levels): a starved
@@ -136,23 +136,26 @@ class CorruptionDetector(Detector):
         boundaries: (boundaries, 4, samples)) or 1 after a transpose (vertical:
         (samples, 4, boundaries)); the result is (boundaries, segments) or (segments,
         boundaries)."""
-        data = lines.astype(np.int16)
+        data = lines.astype(np.int16, order="C")
         if shift > 0:
             data >>= shift
-        before, last, first, after = data[:, 0], data[:, 1], data[:, 2], data[:, 3]
-        across = np.abs(first - last)
-        inside = (np.abs(last - before) + np.abs(after - first)) >> 1
-        if axis == 1:  # samples run along the last axis
-            n = across.shape[1] // per_segment
-            across = across[:, : n * per_segment].reshape(across.shape[0], n, per_segment).sum(2)
-            inside = inside[:, : n * per_segment].reshape(inside.shape[0], n, per_segment).sum(2)
-        else:  # samples run along the first axis
-            n = across.shape[0] // per_segment
-            across = across[: n * per_segment].reshape(n, per_segment, -1).sum(1)
-            inside = inside[: n * per_segment].reshape(n, per_segment, -1).sum(1)
+        # Along axis 1: the step into the boundary's last line, across it, out of its first.
+        steps = np.abs(np.diff(data, axis=1))
+        # Segment sums as sums of strided slices: numpy reduces a short inner axis slowly.
+        if axis == 1:  # (boundaries, 3, samples)
+            n = steps.shape[2] // per_segment
+            seg = sum(steps[:, :, k : n * per_segment : per_segment] for k in range(per_segment))
+            across, inside2 = seg[:, 1], seg[:, 0] + seg[:, 2]
+        else:  # (samples, 3, boundaries)
+            n = steps.shape[0] // per_segment
+            seg = sum(steps[k : n * per_segment : per_segment] for k in range(per_segment))
+            across, inside2 = seg[:, 1], seg[:, 0] + seg[:, 2]
         o = self.options
-        return ((across > inside + o.min_step_levels * per_segment) & (across > o.step_ratio * inside)
-                & (inside >= o.min_detail_levels * per_segment))
+        # inside2 is twice the mean inside gradient: compare with twice the thresholds.
+        across2 = 2 * across
+        return ((across2 > inside2 + int(2 * o.min_step_levels * per_segment))
+                & (across2 * 10 > inside2 * int(10 * o.step_ratio))
+                & (inside2 >= int(2 * o.min_detail_levels * per_segment)))
 
     # --- events --------------------------------------------------------------------------
 
