@@ -45,13 +45,13 @@ MB = 16  # macroblock side, pixels: the grid concealment works on in H.264, MPEG
 @dataclasses.dataclass(frozen=True, slots=True)
 class CorruptionOptions:
     analysis_fps: float = 10.0  # pictures looked at per second, at most (0: every frame)
-    sample_step_px: int = 8  # pixels between samples along each boundary
+    sample_step_px: int = 4  # pixels between samples along each boundary
     min_step_levels: float = 10.0  # a boundary step must exceed the inside gradient by this (8-bit luma) ...
     step_ratio: float = 2.0  # ... and be this many times the inside gradient
     # ... where the inside has at least this much detail (mean gradient, levels): a starved
     # encoder paints flat 16x16 blocks whose edges are steps too, with nothing inside
     min_detail_levels: float = 6.0
-    min_area: float = 0.05  # mapped fraction of the picture above the recent typical one
+    min_area: float = 0.1  # mapped fraction of the picture above the recent typical one
     # A broken block is cut off on two sides or more, its clean neighbour on one: the
     # reported map (area, box) holds the first, the frame's score counts both.
     map_sides: int = 2
