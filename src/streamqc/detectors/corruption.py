@@ -31,6 +31,7 @@ picture, never a full-resolution pass.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from collections import deque
 
 import numpy as np
@@ -44,7 +45,8 @@ MB = 16  # macroblock side, pixels: the grid concealment works on in H.264, MPEG
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CorruptionOptions:
-    analysis_fps: float = 10.0  # pictures looked at per second, at most (0: every frame)
+    # pictures looked at per second, at most (0: every frame); the decoder's corrupt ones always
+    analysis_fps: float = 6.0
     sample_step_px: int = 4  # pixels between samples along each boundary
     min_step_levels: float = 10.0  # a boundary step must exceed the inside gradient by this (8-bit luma) ...
     step_ratio: float = 2.0  # ... and be this many times the inside gradient
@@ -178,7 +180,7 @@ class CorruptionDetector(Detector):
         if len(self._recent) < o.min_baseline_frames:
             self._recent.append(area)  # nothing to compare with yet
             return events
-        typical = float(np.median(self._recent))
+        typical = statistics.median(self._recent)
         excess = area - typical
         if excess >= o.min_area and seams >= o.min_seams:
             # Coding blockiness (a starved I-frame, MPEG-2 without a deblocking filter)
