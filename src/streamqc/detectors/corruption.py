@@ -3,29 +3,33 @@
 A decoder that loses data conceals it macroblock by macroblock (a stale or smeared copy,
 a flat DC guess, or garbage decoded from a desynchronised bitstream), so the damage has
 straight edges on the 16-pixel grid where the picture does not continue across the
-boundary. Natural content and clean coding do: a texture or an edge crosses a
-macroblock boundary as it crosses any other line, and coding blockiness in flat areas is
-a step of a few levels. So for every 16-pixel segment of every macroblock boundary we
+boundary. Natural content does: a texture or an edge crosses a macroblock boundary as it
+crosses any other line. So for every 16-pixel segment of every macroblock boundary we
 compare the step across the boundary with the gradient just inside it on both sides: a
 segment is *broken* when the step is both `min_step_levels` above and `step_ratio` times
-the inside gradient. A broken segment with a broken neighbour on the same boundary line
-is a *seam* (a single one is texture noise). Blocks touched by seams form the frame's
-corruption map.
+the inside gradient, and the inside has detail (`min_detail_levels`: a starved encoder
+paints flat 16x16 blocks whose edges are steps with nothing inside). A broken segment
+with a broken neighbour on the same boundary line is a *seam* (a single one is texture
+noise).
 
-What is normal for a picture is learnt as it plays: a letterbox edge, a split screen or a
-graphic that sits on the grid gives seams in every frame, so a frame counts as corrupt
-only when its mapped fraction exceeds the recent typical (median) fraction by
-`min_area`. The decoder's own "corrupt" flag on a frame is supporting evidence
-(`use_decoder_flag`): a damaged stream whose concealment looks smooth still counts,
-while re-encoded damage, with no flag at all, is found from the pixels alone.
+A picture is corrupt when the share of blocks touched by seams is `min_area` above both
+what is usual for the stream (the median of the last `baseline_frames` analysed
+pictures: a letterbox edge or a graphic on the grid gives seams in every picture) and
+`grid_ratio` times the share on the 8-pixel lines between the macroblock boundaries:
+coding blockiness (a starved I-frame, MPEG-2 without a deblocking filter) breaks both
+grids alike, lost macroblocks only the 16-pixel one. Seen by the pixels alone, it takes
+`min_pixel_frames` analysed pictures in a row. The decoder's own "corrupt" flag on a
+picture is supporting evidence (`use_decoder_flag`): damage whose concealment looks
+smooth still counts, while re-encoded damage, with no flag, must show in the pixels.
 
-Corrupt frames closer than `merge_gap_s` make one event. `details.area` is the share of
-the picture in the corruption map, `details.box` the map's bounding box in relative
-coordinates (x0, y0, x1, y1); severity grows with area and duration.
+Corrupt pictures closer than `merge_gap_s` make one event. `details.area` is the share of
+the picture in the corruption map (blocks cut off by seams on `map_sides` sides or more,
+over the event; null when only the decoder saw it), `details.box` the map's bounding box
+in relative coordinates (x0, y0, x1, y1); severity grows with area and duration.
 
 The measurement reads four luma rows around each horizontal boundary and four columns
-around each vertical one, every `row_step`-th pixel along them: a few percent of the
-picture, never a full-resolution pass.
+around each vertical one, every `sample_step_px`-th pixel along them, on
+`analysis_fps` pictures a second: a few percent of the picture, never a full pass.
 """
 
 from __future__ import annotations
@@ -81,7 +85,6 @@ class _Open:
     end: float
     frames: int = 0
     flagged: int = 0
-    peak_area: float = 0.0
     pixel_frames: int = 0
     streak: int = 0  # pixel-corrupt analysed frames in a row, now
     longest: int = 0
@@ -138,7 +141,7 @@ class CorruptionDetector(Detector):
         boundaries: (boundaries, 4, samples)) or 1 after a transpose (vertical:
         (samples, 4, boundaries)); the result is (boundaries, segments) or (segments,
         boundaries)."""
-        data = lines.astype(np.int16, order="C")
+        data = lines.astype(np.int32 if shift else np.int16, order="C")  # 16-bit samples overflow int16
         if shift > 0:
             data >>= shift
         # Along axis 1: the step into the boundary's last line, across it, out of its first.
@@ -205,7 +208,6 @@ class CorruptionDetector(Detector):
             run.pixel_frames += 1
             run.streak += 1
             run.longest = max(run.longest, run.streak)
-            run.peak_area = max(run.peak_area, area - typical)
             core = sides >= o.map_sides
             if not core.any():
                 core = touched
