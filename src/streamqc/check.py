@@ -62,18 +62,23 @@ def check_input(
                     continue
                 if buffer.kind == "read_error":
                     notes.append(f"read error at {buffer.time:.2f} s: {buffer.details.get('reason')}")
+                if buffer.kind == "event":  # delivery problems a live source saw (hls.*, dash.*)
+                    event = buffer.details["event"]
+                    if not event.ongoing and (duration is None or event.start < duration):
+                        events.append(event)
+                    continue
             else:
                 end = max(end, buffer.time + buffer.duration)
                 if duration is not None and buffer.time >= duration:
                     break
-            events.extend(chain.feed(buffer))
+            events.extend(e for e in chain.feed(buffer) if not e.ongoing)
             if progress is not None and end >= next_report:
                 progress(end, total)
                 next_report = end + 0.5
         media = reader.info.to_dict()
     if duration is not None:
         end = min(end, duration)
-    events.extend(chain.finish(end))
+    events.extend(e for e in chain.finish(end) if not e.ongoing)
     for event in events:
         event.start = max(0.0, event.start)
         event.end = max(event.start, event.end)

@@ -1,4 +1,4 @@
-"""Command line: `streamqc check`, `streamqc demo`, `streamqc synth`, `streamqc eval`."""
+"""Command line: `streamqc check`, `streamqc demo`, `streamqc synth`, `streamqc eval`, `streamqc monitor`."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _fail(message: str) -> None:
 
 @app.command()
 def check(
-    input: Annotated[str, typer.Argument(help="File path or URL (http(s), HLS .m3u8, udp://, rtp://, rtmp://, rtsp://).")],
+    input: Annotated[str, typer.Argument(help="File path or URL (http(s), HLS .m3u8, DASH .mpd, udp://, rtp://, rtmp://, rtsp://, loop://FILE).")],
     json_output: Annotated[bool, typer.Option("--json", help="Print the JSON result on stdout.")] = False,
     duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds of media (live URLs).")] = None,
     config: Annotated[Optional[str], typer.Option(help="Detector options file (YAML, TOML or JSON).")] = None,
@@ -200,6 +200,82 @@ def evaluate(
         json_output.write_text(json.dumps(report.to_dict(), indent=2))
     if markdown:
         markdown.write_text(render_markdown(report))
+
+
+@app.command()
+def monitor(
+    config: Annotated[Optional[str], typer.Option(help="Streams and settings (YAML), see docs/live-architecture.md.")] = None,
+    stream: Annotated[Optional[list[str]], typer.Option("--stream", help="A stream URL to monitor (repeatable): udp://..., http(s)://...m3u8, loop://file.ts ...")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: the config's, else the number of cores).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Events as JSON lines on stdout (each with stream and at).")] = False,
+    state_dir: Annotated[Optional[str], typer.Option(help="Where the event journal lives (default: the config's, else ./streamqc-state).")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (default: run until SIGINT/SIGTERM).")] = None,
+) -> None:
+    """Watch live streams: events as they happen, journaled first; exit 2 on a bad config."""
+    from streamqc.monitor import load_config, parse_config
+    from streamqc.monitor.service import run, with_cli_streams
+
+    try:
+        settings = load_config(config) if config else parse_config({}, "defaults")
+        settings = with_cli_streams(settings, list(stream or []), workers, state_dir)
+        _check_issue5_sections(settings)
+        run(settings, json_output, duration)
+    except StreamQCError as err:
+        _fail(str(err))
+
+
+def _check_issue5_sections(settings) -> None:
+    """The store and server sections fail before anything starts (ConfigError names the key)."""
+    if settings.store is not None:
+        from streamqc.sinks.store import StoreConfig, location_of
+
+        location_of(StoreConfig.from_section(settings.store))
+    if settings.server is not None:
+        from streamqc.server.app import ServerConfig
+
+        ServerConfig.from_section(settings.server).address()
+
+
+@app.command()
+def report(
+    store: Annotated[str, typer.Option(help="The analytics store: a folder or s3://bucket/prefix (S3 endpoint: $AWS_ENDPOINT_URL).")],
+    from_: Annotated[str, typer.Option("--from", help="Start of the range, ISO 8601 (UTC unless an offset is given).")],
+    to: Annotated[str, typer.Option(help="End of the range (excluded), ISO 8601.")],
+    stream: Annotated[Optional[str], typer.Option(help="Only this stream id.")] = None,
+    format_: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    endpoint_url: Annotated[Optional[str], typer.Option(help="S3-compatible server for s3:// stores, e.g. http://127.0.0.1:9000 (default: $AWS_ENDPOINT_URL).")] = None,
+) -> None:
+    """Availability, down minutes and defects by kind per stream over a time range, from the store."""
+    from streamqc.analytics import build_report, parse_time, print_report
+    from streamqc.sinks.store import open_location
+
+    if format_ not in ("table", "csv", "json"):
+        _fail(f"--format must be table, csv or json, got {format_!r}")
+    try:
+        location = open_location(store, endpoint_url=endpoint_url)
+        result = build_report(store, parse_time(from_, "--from"), parse_time(to, "--to"), stream, location)
+    except StreamQCError as err:
+        _fail(str(err))
+    print_report(result, format_, sys.stdout, _console())
+
+
+@app.command(name="notify-test")
+def notify_test(
+    config: Annotated[pathlib.Path, typer.Option(help="Monitor config with a `notify:` section (YAML, TOML or JSON).")],
+) -> None:
+    """Send one test event (kind notify.test) through every configured notifier. Exit 0: all delivered."""
+    from streamqc.config import _read
+    from streamqc.sinks.service import send_test
+
+    try:
+        results = send_test(_read(config))
+    except StreamQCError as err:
+        _fail(str(err))
+    if not results:
+        _fail(f"{config}: no notifiers in its 'notify:' section")
+    for name, error in results:
+        err_console.print(f"{name}: {'delivered' if error is None else 'FAILED: ' + error}", highlight=False, markup=False)
+    raise typer.Exit(EXIT_CLEAN if all(error is None for _, error in results) else EXIT_DEFECTS)
 
 
 def _tuned_block_threshold(tune_on: pathlib.Path, corpus: pathlib.Path, jobs: int) -> float:

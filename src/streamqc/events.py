@@ -34,6 +34,10 @@ class Event:
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
     stream: str | None = None
     at: str | None = None
+    # A defect still going on, announced once it has lasted its minimum duration so a
+    # live monitor can alert before it ends; the closing event (same kind and start)
+    # follows with the real end. `check` reports only closed events.
+    ongoing: bool = False
 
     @property
     def duration(self) -> float:
@@ -57,6 +61,8 @@ class Event:
             out["stream"] = self.stream
         if self.at is not None:
             out["at"] = self.at
+        if self.ongoing:
+            out["ongoing"] = True
         return out
 
     @classmethod
@@ -70,6 +76,7 @@ class Event:
             details=dict(data.get("details", {})),
             stream=data.get("stream"),
             at=data.get("at"),
+            ongoing=bool(data.get("ongoing", False)),
         )
 
 

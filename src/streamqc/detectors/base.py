@@ -42,9 +42,13 @@ def severity_for(duration_s: float, major_after_s: float, critical_after_s: floa
     return Severity.MINOR
 
 
-def duration_event(kind: str, start: float, end: float, options: Any, **details: Any) -> Event:
-    """An event for a condition that lasted from `start` to `end`, graded by how long."""
+def duration_event(kind: str, start: float, end: float, options: Any, ongoing: bool = False, **details: Any) -> Event:
+    """An event for a condition that lasted from `start` to `end`, graded by how long.
+
+    `ongoing`: the condition still goes on (a live announcement; `end` is "so far").
+    """
     return Event(
+        ongoing=ongoing,
         kind=kind,
         start=start,
         end=end,
@@ -59,12 +63,15 @@ class RunTracker:
 
     `update(time, active)` is called once per step (frame or audio window) with the
     step's start time; a run that ends returns its (start, end) if it was long enough.
+    `reached()` reports a run still going on, once, when it first lasts long enough: a
+    live monitor alerts then instead of waiting for the end.
     """
 
     def __init__(self, min_duration_s: float) -> None:
         self.min_duration_s = min_duration_s
         self.start: float | None = None
         self.last_end: float | None = None
+        self.announced = False
 
     def update(self, time: float, active: bool, step_end: float) -> tuple[float, float] | None:
         closed = None
@@ -81,6 +88,14 @@ class RunTracker:
             return None
         return self._close(max(end, self.last_end or end))
 
+    def reached(self) -> tuple[float, float] | None:
+        """(start, end so far) of the open run the first time it lasts min_duration_s, else None."""
+        if self.announced or self.start is None or self.open_for < self.min_duration_s:
+            return None
+        self.announced = True
+        assert self.last_end is not None
+        return self.start, self.last_end
+
     @property
     def open_for(self) -> float:
         if self.start is None or self.last_end is None:
@@ -89,8 +104,10 @@ class RunTracker:
 
     def _close(self, end: float) -> tuple[float, float] | None:
         start, self.start, self.last_end = self.start, None, None
+        announced, self.announced = self.announced, False
         assert start is not None
-        return (start, end) if end - start >= self.min_duration_s else None
+        # An announced run is always closed, so a live alert is never left open.
+        return (start, end) if announced or end - start >= self.min_duration_s else None
 
 
 class FrameSampler:

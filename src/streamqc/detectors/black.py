@@ -38,8 +38,13 @@ class BlackDetector(Detector):
         super().__init__(options)
         self._run = RunTracker(self.options.min_duration_s)
         self._sampler = FrameSampler(self.options.analysis_fps)
+        self._last_small = None  # the last analysed picture's working copy, for measure()
 
-    def measure(self, frame: VideoFrame) -> tuple[bool, float, float]:
+    def measure(self) -> dict[str, float]:
+        """Mean luma (8-bit levels) of the last analysed picture, for the analytics store."""
+        return {} if self._last_small is None else {"luma_mean": round(float(self._last_small.mean()), 2)}
+
+    def judge(self, frame: VideoFrame) -> tuple[bool, float, float]:
         """(is black, dark fraction, detail of the dark part in levels)."""
         o = self.options
         small = frame.small
@@ -58,9 +63,14 @@ class BlackDetector(Detector):
             if self._run.start is not None:
                 self._run.last_end = frame.time + frame.duration
             return []
-        black, _, _ = self.measure(frame)
+        self._last_small = frame.small
+        black, _, _ = self.judge(frame)
         closed = self._run.update(frame.time, black, frame.time + frame.duration)
-        return [self._event(*closed)] if closed else []
+        events = [self._event(*closed)] if closed else []
+        reached = self._run.reached()
+        if reached:
+            events.append(duration_event("video.black", *reached, self.options, ongoing=True))
+        return events
 
     def finish(self, end: float) -> list[Event]:
         closed = self._run.finish(end)

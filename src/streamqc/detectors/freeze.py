@@ -79,6 +79,7 @@ class FreezeDetector(Detector):
         self._changes: list[tuple[np.ndarray, float, float]] = []
         self._holding = 0  # analysed frames the last change has held still for
         self._previous: np.ndarray | None = None
+        self._before_previous: np.ndarray | None = None  # for measure()
 
     def thumbnail(self, frame: VideoFrame) -> np.ndarray:
         cell = max(1, self.options.block_px // ANALYSIS_STEP)
@@ -106,13 +107,28 @@ class FreezeDetector(Detector):
         changed = int(np.count_nonzero(diff > threshold))
         return changed <= max(1, self.options.max_changed_fraction * diff.size), typical
 
+    def measure(self) -> dict[str, float]:
+        """Motion: mean block change (8-bit levels) between the last two analysed pictures."""
+        before, last = self._before_previous, self._previous
+        if before is None or last is None or before.shape != last.shape:
+            return {}
+        return {"motion": round(float(np.abs(last - before).mean()), 3)}
+
     def feed(self, frame: VideoFrame) -> list[Event]:
+        events = self._feed(frame)
+        reached = self._run.reached() if not self._reference_black else None
+        if reached:
+            events.append(duration_event("video.freeze", *reached, self.options, ongoing=True))
+        return events
+
+    def _feed(self, frame: VideoFrame) -> list[Event]:
         if not self._sampler.wants(frame):
             if self._run.start is not None and not self._changes:
                 self._run.last_end = frame.time + frame.duration
             return []
         thumb = self.thumbnail(frame)
         previous, self._previous = self._previous, thumb
+        self._before_previous = previous
         end = frame.time + frame.duration
         if self._reference is None or self._reference.shape != thumb.shape or previous.shape != thumb.shape:
             self._changes, self._holding = [], 0

@@ -630,6 +630,14 @@ class LoudnessDetector(Detector):
         self._burst: _Burst | None = None
         self._limit = 10.0 ** (self.target.max_true_peak_dbtp / 20.0)
 
+    def measure(self) -> dict[str, float]:
+        """Momentary loudness (LUFS) of the last measured 400 ms; absent before it or in digital silence.
+
+        Audio is measured in batches of `_BATCH_S`, so the figure trails the input by up to that.
+        """
+        level = None if self.meter is None else self.meter.momentary_lufs
+        return {"momentary_lufs": round(level, 2)} if level is not None and math.isfinite(level) else {}
+
     def feed(self, chunk: AudioChunk) -> list[Event]:
         if chunk.samples.shape[0] == 0:
             return []

@@ -62,6 +62,9 @@ class MissingTrackDetector(Detector):
         for other, last in self._last_end.items():
             if other != media and other not in self._lost_since and self._now - last > self.options.lost_after_s:
                 self._lost_since[other] = last
+                lost = self._event(other, last, self._now, "lost")
+                lost.ongoing = True  # announced now; closed when the track returns or the input ends
+                events.append(lost)
         return events
 
     def finish(self, end: float) -> list[Event]:

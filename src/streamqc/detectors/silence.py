@@ -36,12 +36,17 @@ class SilenceDetector(Detector):
         self._windows = AudioWindows(self.options.window_s)
         self._run = RunTracker(self.options.min_duration_s)
         self._quietest_db = 0.0
+        # loudest-channel window powers summed since the last measure(): the level over that span
+        self._power_sum = 0.0
+        self._power_windows = 0
 
     def feed(self, chunk: AudioChunk) -> list[Event]:
         events: list[Event] = []
         for start, windows, rate in self._windows.push(chunk):
             rms = np.sqrt(np.mean(np.square(windows), axis=1)).max(axis=1)
             level = dbfs(rms)
+            self._power_sum += float(np.square(rms).sum())
+            self._power_windows += rms.size
             silent = level < self.options.noise_db
             step = windows.shape[1] / rate
             # Only the windows where the state flips matter; jump between them.
@@ -53,7 +58,19 @@ class SilenceDetector(Detector):
                     events.append(self._event(*closed))
             if silent[-1]:
                 self._run.last_end = start + len(silent) * step
+        reached = self._run.reached()
+        if reached:
+            events.append(duration_event("audio.silence", *reached, self.options, ongoing=True,
+                                         threshold_db=self.options.noise_db))
         return events
+
+    def measure(self) -> dict[str, float]:
+        """Audio level (RMS dBFS, loudest channel per window) since the last call."""
+        if not self._power_windows:
+            return {}
+        level = float(dbfs(np.sqrt(self._power_sum / self._power_windows)))
+        self._power_sum, self._power_windows = 0.0, 0
+        return {"audio_level_dbfs": round(level, 2)}
 
     def finish(self, end: float) -> list[Event]:
         closed = self._run.finish(end)

@@ -23,6 +23,7 @@ import numpy as np
 from streamqc.errors import InputError
 from streamqc.media import AudioChunk, AudioFormat, Buffer, StreamNote, VideoFormat, VideoFrame
 from streamqc.sources.audio_convert import to_float32
+from streamqc.sources.live_options import LiveOptions
 from streamqc.sources.timeline import Timeline, TimelineOptions
 
 NETWORK_SCHEMES = ("http://", "https://", "udp://", "rtp://", "rtmp://", "rtmps://", "rtsp://", "tcp://", "srt://")
@@ -53,6 +54,7 @@ class SourceOptions:
     # detectors pay their per-call cost ~5x less often, for 0.1 s of added latency
     audio_chunk_s: float = 0.1
     timeline: TimelineOptions = TimelineOptions()
+    live: LiveOptions = LiveOptions()  # our HLS and DASH readers
 
 
 @dataclasses.dataclass(slots=True)
@@ -122,7 +124,16 @@ def _decoder_log() -> _DecoderLog:
 
 
 def open_media(url: str, options: SourceOptions = SourceOptions()) -> "MediaReader":
-    """Open `url` (a path or a network URL); raise InputError with a one-line reason."""
+    """Open `url` (a path or a network URL); raise InputError with a one-line reason.
+
+    Live inputs with readers of our own (see README, "Live inputs"): http(s) URLs of
+    .m3u8 playlists (HLS) and .mpd manifests (DASH), and `loop:PATH` (a file played
+    in a loop in real time). `ffmpeg:URL` opens URL with FFmpeg's own demuxers instead.
+    """
+    own = _own_reader(url)
+    if own is not None:
+        return own(url, options)
+    url = url.removeprefix("ffmpeg:")
     is_network = url.startswith(NETWORK_SCHEMES) or "://" in url and not url.startswith("file:")
     if not is_network:
         path = url.removeprefix("file:")
@@ -144,8 +155,8 @@ def open_media(url: str, options: SourceOptions = SourceOptions()) -> "MediaRead
     except av.error.InvalidDataError:
         if url.split("?", 1)[0].lower().endswith(".mpd"):
             raise InputError(
-                f"DASH manifests cannot be read: the FFmpeg in PyAV's wheels has no DASH demuxer; "
-                f"check the stream's HLS rendition or a single-file representation instead: {url}"
+                f"a local DASH manifest cannot be read: the FFmpeg in PyAV's wheels has no DASH demuxer "
+                f"and streamqc's own DASH reader follows http(s) URLs; serve the folder over HTTP: {url}"
             ) from None
         raise InputError(f"not a media stream FFmpeg can read: {url}") from None
     except (av.error.ConnectionRefusedError, av.error.ConnectionResetError):
@@ -163,6 +174,22 @@ def open_media(url: str, options: SourceOptions = SourceOptions()) -> "MediaRead
         raise
 
 
+def _own_reader(url: str):
+    """The opener of a live reader of our own for `url`, if one handles it."""
+    path = url.split("?", 1)[0].split("#", 1)[0].lower()
+    if url.startswith(("http://", "https://")):
+        if path.endswith(".m3u8"):
+            from streamqc.sources.hls import open_hls
+            return open_hls
+        if path.endswith(".mpd"):
+            from streamqc.sources.dash import open_dash
+            return open_dash
+    if url.startswith("loop:"):
+        from streamqc.sources.loop import open_loop
+        return open_loop
+    return None
+
+
 def _reason(err: BaseException) -> str:
     return getattr(err, "strerror", None) or str(err).splitlines()[0]
 
@@ -176,6 +203,18 @@ def _end_of(buffer: Buffer, end_time: float) -> float:
 def _codec_name(ctx) -> str:
     """The codec's name (mp3), not the decoder's (mp3float)."""
     return getattr(ctx.codec, "canonical_name", None) or ctx.name
+
+
+def _frame_time(frame, stream) -> float | None:
+    """The frame's timestamp in seconds.
+
+    Frames a decoder gives back while it is drained after an interrupted read (a live
+    input's read timeout) carry a pts but no time base, so PyAV's `frame.time` is NaN.
+    """
+    raw = frame.time
+    if raw is not None and raw != raw:
+        raw = float(frame.pts * stream.time_base) if frame.pts is not None and stream.time_base else None
+    return raw
 
 
 def _decodable(stream) -> bool:
@@ -255,6 +294,11 @@ class MediaReader:
         duration = self._container.duration / 1_000_000 if self._container.duration else None
         return MediaInfo(self.url, self._container.format.name, duration, video, audio, dict(counts))
 
+    @property
+    def origin(self) -> float | None:
+        """The raw timestamp (s) that became media time 0; None until it is known."""
+        return self._origin
+
     def close(self) -> None:
         self._container.close()
 
@@ -277,6 +321,10 @@ class MediaReader:
                 except StopIteration:
                     break
                 except av.error.EOFError:
+                    break
+                except av.error.ExitError:  # FFmpeg's interrupt: the read timeout ran out
+                    reason = f"no data for {self.options.read_timeout_s:g} s (read timeout)"
+                    yield StreamNote("read_error", end_time, "container", {"reason": reason})
                     break
                 except (av.error.FFmpegError, OSError) as err:
                     yield StreamNote("read_error", end_time, "container", {"reason": _reason(err)})
@@ -381,7 +429,7 @@ class MediaReader:
         luma = np.frombuffer(plane, dtype).reshape(frame.height, plane.line_size // itemsize)[:, : frame.width]
         # The decoder still predicts later pictures from this memory: look, never touch.
         luma.flags.writeable = False
-        raw = frame.time
+        raw = _frame_time(frame, stream)
         if raw is None:
             return None, None
         fps = self._fps
@@ -411,7 +459,7 @@ class MediaReader:
             notes.append(StreamNote("decode_error", float("nan"), "audio", {"messages": messages[:5]}))
         for frame in frames:
             samples = to_float32(frame)
-            raw = frame.time
+            raw = _frame_time(frame, stream)
             if samples.shape[0] == 0 or raw is None:
                 continue
             rate = frame.sample_rate

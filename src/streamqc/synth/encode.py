@@ -79,13 +79,15 @@ class EncoderSink:
     def __init__(self, target: str | Path, container: str,
                  video: tuple[VideoSpec, VideoCodec] | None,
                  audio: tuple[AudioSpec, AudioCodec] | None,
-                 events: Sequence[Defect] = (), ts_offset_s: float = 1.4) -> None:
+                 events: Sequence[Defect] = (), ts_offset_s: float = 1.4,
+                 format_options: dict[str, str] | None = None) -> None:
         fmt = CONTAINERS.get(container, container)
         # bitexact: no random Matroska segment UID or version strings, so a seed gives
         # byte-identical files.
         options = {"fflags": "+bitexact"}
         if fmt == "mpegts":
             options["output_ts_offset"] = f"{ts_offset_s:.6f}"
+        options.update(format_options or {})  # e.g. a live packager's (hls, dash) settings
         self.out = av.open(str(target), "w", format=fmt, options=options)
         self.vstream = self.astream = None
         self._events = list(events)
