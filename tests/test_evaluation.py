@@ -143,6 +143,19 @@ def test_aggregate_rates_and_onsets():
     assert aggregate([match_case([ev(BLACK, 0, 1)], [])])[BLACK].f1 == 0.0
 
 
+def test_corruption_area_error_over_hits():
+    corruption = "video.corruption"
+    labels = [Label(corruption, 1.0, 2.0, {"area": 0.5}), Label(corruption, 5.0, 6.0, {"area": 0.9}),
+              Label(corruption, 9.0, 9.5, {"area": 0.2})]
+    events = [Event(corruption, 1.1, 1.5, details={"area": 0.45}), Event(corruption, 5.0, 5.2, details={"area": 0.6}),
+              Event(corruption, 9.0, 9.1, details={"area": None})]
+    row = aggregate([match_case(events, labels)])[corruption]
+    assert row.tp == 3 and row.area_missing == 1
+    assert row.area_median_error == pytest.approx((0.05 + 0.3) / 2)
+    assert row.to_dict()["area_median_abs_error"] == pytest.approx(0.175)
+    assert "area_median_abs_error" not in aggregate([match_case([ev(FREEZE, 1, 2)], [lab(FREEZE, 1, 2)])])[FREEZE].to_dict()
+
+
 def test_case_labels_from_contract_example():
     data = {
         "id": "s7-c000", "file": "s7-c000.ts", "seed": 7, "duration": 20.0,

@@ -97,6 +97,23 @@ def test_no_black_on_scenes_with_detail(clip, shared_media):
     assert [e for e in result.events if e.kind == "video.black"] == []
 
 
+# Clips whose pictures really are broken: corruption there is correct.
+CORRUPT_CLIPS = {
+    "ExoPlayer/invalid-bitstream.webm",  # nothing decodes
+    "tsduck-test/test-143.ts",  # real transport errors: damaged pictures
+    "tsduck-test/test-025.ts",  # truncated capture: its last picture is "ac-tex damaged"
+    "tsduck-test/test-108.ts",  # cut capture: corrupt PES at the start ("invalid cbp")
+}
+
+
+@pytest.mark.parametrize("clip", [p for p in _video_clips() if clip_id(p) not in CORRUPT_CLIPS], ids=clip_id)
+def test_no_corruption_on_clean_footage(clip, shared_media):
+    result = checked(clip)
+    if result is None:
+        pytest.skip("not readable (covered by test_check_never_tracebacks)")
+    assert [e for e in result.events if e.kind == "video.corruption"] == []
+
+
 def test_pts_wrap_keeps_one_continuous_clock(shared_media):
     """The 33-bit PTS wraps inside this file: media time must run on without a jump."""
     clip = shared_media / "shaka-player/hls-ts-rollover/tos_rollover_concat.ts"

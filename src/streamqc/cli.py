@@ -174,14 +174,22 @@ def evaluate(
     jobs: Annotated[int, typer.Option(help="Parallel processes.")] = 2,
     config: Annotated[Optional[str], typer.Option(help="Detector options file.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="Detector option, e.g. freeze.min_duration_s=1.")] = None,
+    block_threshold: Annotated[Optional[float], typer.Option(help="Also score FFmpeg's blockdetect for video.corruption at this threshold.")] = None,
+    block_tune_on: Annotated[Optional[pathlib.Path], typer.Option(help="Also score blockdetect, at the best threshold on this OTHER corpus (another seed).")] = None,
 ) -> None:
     """Score streamqc (and FFmpeg's detectors) against a labelled corpus: precision, recall, F1, onset error."""
     from streamqc.config import load_options
-    from streamqc.evaluation import evaluate_corpus, render_findings, render_markdown, render_table
+    from streamqc.evaluation import ReferenceOptions, evaluate_corpus, render_findings, render_markdown, render_table
 
     try:
         options = load_options(config, set_)
-        report = evaluate_corpus(corpus, options=options, reference=reference, jobs=jobs)
+        reference_options = ReferenceOptions()
+        if block_tune_on is not None:
+            block_threshold = _tuned_block_threshold(block_tune_on, corpus, jobs)
+        if block_threshold is not None:
+            reference_options = ReferenceOptions(block_threshold=block_threshold)
+        report = evaluate_corpus(corpus, options=options, reference=reference, jobs=jobs,
+                                 reference_options=reference_options)
     except StreamQCError as err:
         _fail(str(err))
     console = _console(wide=170)
@@ -268,6 +276,19 @@ def notify_test(
     for name, error in results:
         err_console.print(f"{name}: {'delivered' if error is None else 'FAILED: ' + error}", highlight=False, markup=False)
     raise typer.Exit(EXIT_CLEAN if all(error is None for _, error in results) else EXIT_DEFECTS)
+
+
+def _tuned_block_threshold(tune_on: pathlib.Path, corpus: pathlib.Path, jobs: int) -> float:
+    """blockdetect's best threshold on another corpus, never the one being scored."""
+    from streamqc.evaluation import load_corpus, sweep_block_threshold
+
+    if tune_on.resolve() == corpus.resolve() or load_corpus(tune_on)[0].get("seed") == load_corpus(corpus)[0].get("seed"):
+        _fail("--block-tune-on must be a corpus of another seed than the one scored")
+    sweep = sweep_block_threshold(tune_on, jobs=jobs)
+    best = sweep.best
+    score = sweep.score_at(best)
+    err_console.print(f"blockdetect threshold {best:.3f} (best F1 {score.f1 or 0:.3f} on {tune_on}, seed {load_corpus(tune_on)[0].get('seed')})")
+    return best
 
 
 def _default_media() -> pathlib.Path | None:

@@ -3,6 +3,7 @@
 from streamqc.detectors.base import Detector
 from streamqc.detectors.black import BlackDetector
 from streamqc.detectors.clipping import ClippingDetector
+from streamqc.detectors.corruption import CorruptionDetector
 from streamqc.detectors.decode_error import DecodeErrorDetector
 from streamqc.detectors.discontinuity import DiscontinuityDetector
 from streamqc.detectors.dropout import DropoutDetector
@@ -17,6 +18,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     FreezeDetector,
     BlackDetector,
     DecodeErrorDetector,
+    CorruptionDetector,
     SilenceDetector,
     DropoutDetector,
     ClippingDetector,

@@ -60,7 +60,27 @@ def render_table(report: EvalReport) -> Table:
         for system in systems:
             row += _cells(per_system[system], best=top is not None and f1s[system] == top)
         table.add_row(*row)
+    lines = area_lines(report)
+    if lines:
+        table.caption = "\n".join([str(table.caption), *lines])
     return table
+
+
+def area_lines(report: EvalReport) -> list[str]:
+    """Median |reported area - labelled area| per system for kinds whose labels carry one."""
+    lines = []
+    for kind in report.kinds:
+        for system in (STREAMQC, FFMPEG):
+            if system not in report.scores or not report.covers(system, kind):
+                continue
+            score = report.scores[system][kind]
+            if not score.area_errors and not score.area_missing:
+                continue
+            median = score.area_median_error
+            lines.append(f"{kind} area ({system}): median |reported - labelled| "
+                         f"{_DASH if median is None else f'{median:.3f}'} over {len(score.area_errors)} hits"
+                         + (f", {score.area_missing} hits without an area" if score.area_missing else ""))
+    return lines
 
 
 def render_findings(report: EvalReport, system: str | None = None, limit: int = 50) -> Table:
@@ -94,4 +114,5 @@ def render_markdown(report: EvalReport) -> str:
             score = report.scores[system][kind] if report.covers(system, kind) else None
             row += [cell.replace("[bold]", "**").replace("[/bold]", "**") for cell in _cells(score, best=False)]
         lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    extra = area_lines(report)
+    return "\n".join(lines) + "\n" + ("\n" + "\n".join(f"- {line}" for line in extra) + "\n" if extra else "")

@@ -225,6 +225,10 @@ class KindScore:
     ignored: int = 0
     onset_errors_s: list[float] = dataclasses.field(default_factory=list)
     cases: int = 0  # cases that carry at least one label of this kind
+    # |event area - label area| over hits whose label carries `details.area` (fraction of
+    # the picture, video.corruption); `area_missing` counts such hits whose event has none
+    area_errors: list[float] = dataclasses.field(default_factory=list)
+    area_missing: int = 0
 
     @property
     def precision(self) -> float | None:
@@ -251,6 +255,10 @@ class KindScore:
     def onset_p90_s(self) -> float | None:
         return _quantile(self.onset_errors_s, 0.9)
 
+    @property
+    def area_median_error(self) -> float | None:
+        return statistics.median(self.area_errors) if self.area_errors else None
+
     def to_dict(self) -> dict[str, Any]:
         def r(x: float | None) -> float | None:
             return None if x is None else round(x, 4)
@@ -267,6 +275,8 @@ class KindScore:
             "f1": r(self.f1),
             "onset_median_s": r(self.onset_median_s),
             "onset_p90_s": r(self.onset_p90_s),
+            **({"area_median_abs_error": r(self.area_median_error), "area_hits": len(self.area_errors),
+                "area_missing": self.area_missing} if self.area_errors or self.area_missing else {}),
         }
 
 
@@ -287,6 +297,13 @@ def aggregate(
             s = row(m.label.kind)
             s.tp += 1
             s.onset_errors_s.append(m.onset_error_s)
+            labelled = m.label.details.get("area")
+            if isinstance(labelled, (int, float)):
+                reported = m.event.details.get("area")
+                if isinstance(reported, (int, float)):
+                    s.area_errors.append(abs(float(reported) - float(labelled)))
+                else:
+                    s.area_missing += 1
         for lab in score.misses:
             row(lab.kind).fn += 1
         for ev in score.false_alarms:

@@ -412,6 +412,24 @@ def corrupt_baked(plan: CasePlan, rng: np.random.Generator, media: Path | None) 
     return corruption(plan, rng, media, "mixed", bake=True)
 
 
+def lowbitrate(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """No defect: detailed moving content starved of bits (1/8 to 1/4 of the corpus rate).
+
+    Coding blockiness and smearing at a clean low bitrate are what a corruption detector
+    must not call corruption: a hard negative over the whole case.
+    """
+    v, a, d = plan.video, plan.audio, plan.duration_s
+    assert v is not None and a is not None and plan.vcodec is not None
+    video = moving_content(v, plan.seed, rng, media, d)
+    prog = programme_audio(a, plan.seed, rng, media)
+    share = float(rng.uniform(1 / 8, 1 / 4))
+    vcodec = dataclasses.replace(plan.vcodec, bitrate_bps=max(50_000, int(plan.vcodec.bitrate_bps * share)))
+    what = f"clean low-bitrate encode ({vcodec.bitrate_bps // 1000} kb/s)"
+    extra = Annotations(hard_negatives=[HardNegative(what, 0.0, d)])
+    return Built(Scenario(video, prog, d), f"{video.description} + {prog.description}; {what}",
+                 extra=extra, vcodec=vcodec)
+
+
 def discontinuity(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
     """PTS jumps (forward and/or backward) of video and audio together; the picture goes on."""
     v, a, d = plan.video, plan.audio, plan.duration_s
@@ -619,6 +637,7 @@ RECIPES: dict[str, Recipe] = {
     "corrupt_drop": corrupt_drop,
     "corrupt_flip": corrupt_flip,
     "corrupt_baked": corrupt_baked,
+    "lowbitrate": lowbitrate,
     "freeze": freeze,
     "black": black,
     "silence": silence,
@@ -635,7 +654,7 @@ def live_segment(seed: int, n: int, video: VideoSpec, audio: AudioSpec, duration
     """Segment n of a live channel: a random recipe at the channel's format, no post steps."""
     # Post steps need a finished file; a live channel keeps its format and both tracks.
     names = [k for k in RECIPES if not k.startswith("corrupt") and k not in
-             ("discontinuity", "format_change", "audio_loss", "video_only", "audio_only")]
+             ("lowbitrate", "discontinuity", "format_change", "audio_loss", "video_only", "audio_only")]
     rng = np.random.default_rng([seed, n, 7])
     name = str(rng.choice(names))
     plan = CasePlan(f"live-{n}", name, seed * 1000 + n, "ts", video, None, audio, None, duration_s)
