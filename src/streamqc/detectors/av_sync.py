@@ -37,6 +37,7 @@ COARSE_WIDTH_PX = 80  # the picture's activity is measured on a grid about this 
 MOUTH_WIDTH_PX = 24  # ... and the mouth's on a crop about this wide
 AUDIO_BANDS_HZ = (80, 200, 400, 800, 1600, 3200, 6400, 12000)
 VOICE_BAND_HZ = (300, 3000)
+ONSET_MEMORY_HOPS = 4  # a sound onset rises above the band's loudest of the last 40 ms
 MOUTH_SMOOTH_BINS = 2.0  # gaussian sigma of the mouth and voice levels
 VIDEO_BATCH_FRAMES = 16  # frames reduced in one vectorised step
 AUDIO_BATCH_S = 0.5  # audio reduced in one vectorised step
@@ -50,15 +51,15 @@ class AvSyncOptions:
     hop_s: float = 2.0  # one estimate every this much media
     min_window_s: float = 2.5  # an input shorter than window_s is analysed whole if at least this long
     max_offset_ms: float = 500.0  # offsets searched: +- this
-    min_correlation: float = 0.25  # a window whose correlation peak is lower abstains
-    min_peak_margin: float = 0.08  # ... or whose peak beats its best rival by less than this
+    # A window abstains when its confidence (the correlation peak, discounted when a
+    # rival peak comes within 0.1 of it) is below this ...
+    min_confidence: float = 0.18
     min_rival_gap_ms: float = 100.0  # rivals are peaks at least this far from the best one
     strong_correlation: float = 0.5  # onsets this well matched beat a mouth
     min_cues: int = 3  # distinct visual onsets (flashes, cuts) a window needs
-    # A mouth and a voice correlate broadly (syllables last 100-300 ms): a lower margin,
-    # a higher peak.
-    min_mouth_correlation: float = 0.3
-    min_mouth_margin: float = 0.01
+    # ... or, for a mouth against a voice, below this: mouth motion follows the voice
+    # loosely, and a weak match is more often wrong than a weak match of sharp onsets.
+    min_mouth_confidence: float = 0.3
     face: bool = True  # look for a face and follow its mouth
     face_interval_s: float = 1.0  # run the face detector at most this often while a face is seen
     face_width_px: int = 96  # width of the picture the face detector looks at
@@ -76,6 +77,8 @@ class WindowEstimate:
     offset_ms: float | None
     confidence: float
     cue: str  # "picture" | "mouth" | "none"
+    peak: float = 0.0  # the correlation at the chosen lag
+    rival: float = 0.0  # the best correlation away from it
 
 
 class _MouthTracker:
@@ -311,15 +314,21 @@ class AvSyncDetector(Detector):
         edges = self._band_index
         cumulative = np.concatenate([np.zeros((n, 1)), np.cumsum(spectrum, axis=1)], axis=1)
         bands = np.log10(cumulative[:, edges[1:]] - cumulative[:, edges[:-1]] + 1e-6)
-        previous = bands[:1] if self._last_bands is None else self._last_bands[None]
-        flux = np.maximum(0.0, np.diff(np.concatenate([previous, bands]), axis=0)).sum(axis=1)
+        history = np.repeat(bands[:1], ONSET_MEMORY_HOPS, axis=0) if self._last_bands is None else self._last_bands
+        joined = np.concatenate([history, bands])
+        # A rise counts above the loudest of the last few hops in its band (a maximum
+        # filter, as in SuperFlux): a modulated programme wobbles within its recent range,
+        # a tone burst or a bang leaves it. The band that rose most speaks for the hop, so
+        # a burst in one band is not drowned by small rises everywhere else.
+        recent = np.lib.stride_tricks.sliding_window_view(joined[:-1], ONSET_MEMORY_HOPS, axis=0).max(axis=2)
+        flux = np.maximum(0.0, bands - recent).max(axis=1)
         # The flux of hop i is the step from hop i-1 into hop i: an onset at hop i's start.
         times = self._audio_time + np.arange(n) * hop / self._rate
         self._sound.add(times, flux)
         voice = cumulative[:, self._voice_edges[1]] - cumulative[:, self._voice_edges[0]]
         self._voice.add(times + 0.5 * hop / self._rate, np.log10(voice + 1e-7))
         self._sound.filled_until = self._voice.filled_until = float(times[-1]) + hop / self._rate
-        self._last_bands = bands[-1]
+        self._last_bands = joined[-ONSET_MEMORY_HOPS:]
         rest = mono[used:]
         self._audio_time += used / self._rate
         self._samples = [rest] if rest.size else []
@@ -357,10 +366,9 @@ class AvSyncDetector(Detector):
         sharp = None
         picture = _smooth(self._picture.span(start, stop))
         if _distinct_onsets(picture) >= o.min_cues:
-            sharp = self._correlate(picture, _smooth(self._sound.span(start - reach, stop + reach)), lag,
-                                    o.min_correlation, o.min_peak_margin)
+            sharp = self._correlate(picture, _smooth(self._sound.span(start - reach, stop + reach)), lag, o.min_confidence)
         if sharp is not None and sharp[1] >= o.strong_correlation:
-            return WindowEstimate(start, stop, sharp[0], sharp[1], "picture")
+            return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
         # ... and a moving mouth against the loudness of the voice: lips move for as
         # long as a syllable sounds, so these are levels, not onsets. On a talking head
         # the picture's own onsets (nods, the encoder's keyframes) are a weaker guide.
@@ -368,17 +376,15 @@ class AvSyncDetector(Detector):
         voice = self._voice.level(start - reach, stop + reach)
         if mouth is not None and voice is not None:
             lips = self._correlate(gaussian_filter1d(mouth, MOUTH_SMOOTH_BINS),
-                                   gaussian_filter1d(voice, MOUTH_SMOOTH_BINS), lag,
-                                   o.min_mouth_correlation, o.min_mouth_margin)
+                                   gaussian_filter1d(voice, MOUTH_SMOOTH_BINS), lag, o.min_mouth_confidence)
             if lips is not None:
-                return WindowEstimate(start, stop, lips[0], lips[1], "mouth")
+                return WindowEstimate(start, stop, *lips[:2], "mouth", *lips[2:])
         if sharp is not None:
-            return WindowEstimate(start, stop, sharp[0], sharp[1], "picture")
+            return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
         return WindowEstimate(start, stop, None, 0.0, "none")
 
-    def _correlate(self, picture: np.ndarray, sound: np.ndarray, lag: int, min_correlation: float,
-                   min_margin: float) -> tuple[float, float] | None:
-        """(offset_ms, confidence) of the clearest lag, or None when nothing stands out."""
+    def _correlate(self, picture: np.ndarray, sound: np.ndarray, lag: int, min_confidence: float) -> tuple[float, float, float, float] | None:
+        """(offset_ms, confidence, peak, rival) of the clearest lag, or None when nothing stands out."""
         o = self.options
         n = picture.size
         v = picture - picture.mean()
@@ -397,7 +403,9 @@ class AvSyncDetector(Detector):
         gap = int(round(o.min_rival_gap_ms / 1000 * GRID_HZ))
         far = np.abs(np.arange(corr.size) - peak) > gap
         rival = float(corr[far].max()) if far.any() else 0.0
-        if top < min_correlation or top - rival < min_margin or peak in (0, corr.size - 1):
+        # The peak's height, discounted when a rival comes close to it.
+        confidence = min(1.0, top) * min(1.0, 0.5 + 5.0 * (top - rival))
+        if confidence < min_confidence or peak in (0, corr.size - 1):
             return None  # weak, ambiguous, or at the edge of the search (the truth may lie beyond)
         shift = 0.0
         if 0 < peak < corr.size - 1:
@@ -406,9 +414,7 @@ class AvSyncDetector(Detector):
             if denom < 0:
                 shift = float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5))
         offset_ms = (peak + shift - lag) * 1000.0 / GRID_HZ
-        # The peak's height, discounted when a rival comes close to it.
-        confidence = min(1.0, top) * min(1.0, 0.5 + 5.0 * (top - rival))
-        return offset_ms, round(confidence, 3)
+        return offset_ms, round(confidence, 3), top, rival
 
     # --- events -------------------------------------------------------------------
 

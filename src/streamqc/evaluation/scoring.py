@@ -117,6 +117,14 @@ class Match:
     def onset_error_s(self) -> float:
         return abs(self.event.start - self.label.start)
 
+    @property
+    def offset_error_ms(self) -> float | None:
+        """|measured - true| A/V offset, for labels that carry one (av.sync), else None."""
+        truth, measured = self.label.details.get("offset_ms"), self.event.details.get("offset_ms")
+        if not isinstance(truth, (int, float)) or not isinstance(measured, (int, float)):
+            return None
+        return abs(float(measured) - float(truth))
+
 
 @dataclasses.dataclass(slots=True)
 class CaseScore:
@@ -224,6 +232,7 @@ class KindScore:
     fn: int = 0
     ignored: int = 0
     onset_errors_s: list[float] = dataclasses.field(default_factory=list)
+    offset_errors_ms: list[float] = dataclasses.field(default_factory=list)  # av.sync: |offset_ms error| per hit
     cases: int = 0  # cases that carry at least one label of this kind
 
     @property
@@ -251,6 +260,10 @@ class KindScore:
     def onset_p90_s(self) -> float | None:
         return _quantile(self.onset_errors_s, 0.9)
 
+    @property
+    def offset_median_ms(self) -> float | None:
+        return statistics.median(self.offset_errors_ms) if self.offset_errors_ms else None
+
     def to_dict(self) -> dict[str, Any]:
         def r(x: float | None) -> float | None:
             return None if x is None else round(x, 4)
@@ -267,6 +280,7 @@ class KindScore:
             "f1": r(self.f1),
             "onset_median_s": r(self.onset_median_s),
             "onset_p90_s": r(self.onset_p90_s),
+            "offset_median_ms": r(self.offset_median_ms),
         }
 
 
@@ -287,6 +301,8 @@ def aggregate(
             s = row(m.label.kind)
             s.tp += 1
             s.onset_errors_s.append(m.onset_error_s)
+            if m.offset_error_ms is not None:
+                s.offset_errors_ms.append(m.offset_error_ms)
         for lab in score.misses:
             row(lab.kind).fn += 1
         for ev in score.false_alarms:
