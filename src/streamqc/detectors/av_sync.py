@@ -226,7 +226,6 @@ class AvSyncDetector(Detector):
         self._next_window = 0.0
         self.windows: list[WindowEstimate] = []  # every estimate so far (for tools and tests)
         self._run: list[WindowEstimate] = []  # the out-of-sync stretch still open
-        self._events_raised = 0
 
     # --- picture ------------------------------------------------------------------
 
@@ -438,7 +437,6 @@ class AvSyncDetector(Detector):
         if not run:
             return []
         offset = statistics.median(w.offset_ms for w in run if w.offset_ms is not None)
-        self._events_raised += 1
         return [Event(
             kind="av.sync",
             start=run[0].start,
@@ -452,23 +450,7 @@ class AvSyncDetector(Detector):
     def finish(self, end: float) -> list[Event]:
         self._flush_video()
         self._flush_audio()
-        self._picture.filled_until = self._mouth.filled_until = self._sound.filled_until = max(
-            end, self._picture.filled_until)
-        events = self._analyse(final=True, end=end)
-        events += self._close()
-        return events + self._summary(end)
-
-    def _summary(self, end: float) -> list[Event]:
-        """One note per input when it was measured in sync: what was measured, on how much."""
-        spoke = [w for w in self.windows if w.offset_ms is not None]
-        if self._events_raised or not spoke:
-            return []
-        return [Event(
-            kind="av.sync", start=spoke[0].start, end=spoke[-1].end, severity=Severity.INFO,
-            confidence=round(statistics.mean(w.confidence for w in spoke), 3),
-            details={"offset_ms": round(statistics.median(w.offset_ms for w in spoke if w.offset_ms is not None)),
-                     "windows": len(spoke), "abstained": len(self.windows) - len(spoke), "in_sync": True},
-        )]
+        return self._analyse(final=True, end=end) + self._close()
 
 
 def _smooth(signal: np.ndarray) -> np.ndarray:
