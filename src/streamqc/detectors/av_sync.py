@@ -1,22 +1,34 @@
 """av.sync: audio and picture out of step, measured from the content itself.
 
-What a viewer sees happen (a flash, a cut, a burst of motion, lips opening) and what
-they hear start (a beat, a bang, a syllable) mostly happen together. Both tracks are
-reduced to onset strengths on one 100 Hz grid: for the picture the rise of the mean
-frame-to-frame change of a coarse luma grid (cuts, flashes and motion that starts),
-and, when a frontal face is found, the rise of the change inside its mouth region;
-for the sound the spectral flux of band energies over 10 ms hops. Each window of
-`window_s` (every `hop_s`) is cross-correlated within +-`max_offset_ms`; the lag of
-the peak, refined between bins with a parabola, is the offset (positive: audio late).
-The window speaks only when the peak is high and stands clear of every other peak
-more than `min_rival_gap_ms` away: unrelated sound and picture (music over a
-landscape, a cut to another scene) give low or ambiguous peaks, and the window
-abstains. A sustained run of windows beyond the ITU-R BT.1359 detectability limits
-(audio leading by more than `lead_ms` or lagging by more than `lag_ms`) is one event.
+What a viewer sees happen and what they hear start mostly go together: a flash or a
+cut with a bang or a beat, lips with a voice. Both tracks are reduced to signals on
+one 100 Hz grid of media time and compared over windows of `window_s` (one every
+`hop_s`), at every lag within +-`max_offset_ms`; the lag of the highest (Pearson)
+correlation, refined between bins with a parabola, is the window's offset (positive:
+audio late). Two pairs of signals are compared:
+
+- picture onsets against sound onsets: the rise of the mean frame-to-frame change of
+  a coarse luma grid (cuts, flashes, motion that starts) against the rise of each of
+  a few bands over the loudest of its last 40 ms (a SuperFlux-like onset strength, the
+  band that rose most speaking for the hop);
+- when a frontal face is seen, the motion inside its mouth region against the level
+  of the voice band (300-3000 Hz): lips move for as long as a syllable sounds, so
+  these are levels, not onsets.
+
+A window speaks only when its peak is high and stands clear of every peak more than
+`min_rival_gap_ms` away, and not at the edge of the search: unrelated sound and
+picture (music over a landscape, a cut to another scene) give low or ambiguous peaks,
+and the window abstains. Well-matched onsets win over the mouth; otherwise the mouth,
+being on the screen, wins over the weaker onsets of head motion and the encoder's
+keyframes. Consecutive windows beyond the ITU-R BT.1359 detectability limits (audio
+leading by more than `lead_ms`, lagging by more than `lag_ms`) make one event; an
+abstention neither ends nor starts one.
 
 The face detector (OpenCV's bundled Haar cascade) is costly next to everything else
 here, so it runs at most once every `face_interval_s` on a ~100 px wide picture, the
 mouth box being held in between, and ever more rarely while no face is found.
+Pictures are reduced 16 frames at a time and sound half a second at a time, so the
+per-buffer cost is a slice and an append.
 """
 
 from __future__ import annotations
@@ -54,12 +66,12 @@ class AvSyncOptions:
     # A window abstains when its confidence (the correlation peak, discounted when a
     # rival peak comes within 0.1 of it) is below this ...
     min_confidence: float = 0.18
-    min_rival_gap_ms: float = 100.0  # rivals are peaks at least this far from the best one
-    strong_correlation: float = 0.5  # onsets this well matched beat a mouth
-    min_cues: int = 3  # distinct visual onsets (flashes, cuts) a window needs
     # ... or, for a mouth against a voice, below this: mouth motion follows the voice
     # loosely, and a weak match is more often wrong than a weak match of sharp onsets.
     min_mouth_confidence: float = 0.3
+    min_rival_gap_ms: float = 100.0  # rivals are peaks at least this far from the best one
+    strong_correlation: float = 0.5  # picture onsets matched this well are taken over a mouth
+    min_cues: int = 3  # distinct picture onsets (flashes, cuts) a window needs
     face: bool = True  # look for a face and follow its mouth
     face_interval_s: float = 1.0  # run the face detector at most this often while a face is seen
     face_width_px: int = 96  # width of the picture the face detector looks at
@@ -132,7 +144,8 @@ class _MouthTracker:
         if self.box is None:
             return None
         y0, y1, x0, x1, step = self.box
-        return np.array(frame.luma[y0:y1:step, x0:x1:step])
+        crop = np.array(frame.luma[y0:y1:step, x0:x1:step])
+        return crop if crop.size else None  # a box from before a change of picture size
 
 
 class _Grid:
@@ -163,30 +176,25 @@ class _Grid:
         np.add.at(self.weights, low, 1 - frac)
         np.add.at(self.weights, low + 1, frac)
 
-    def span(self, start_s: float, end_s: float) -> np.ndarray:
+    def span(self, start_s: float, end_s: float, of: np.ndarray | None = None) -> np.ndarray:
+        """Bins [start_s, end_s) of the values (or of `of`, an array kept alongside), 0 where unknown."""
+        source = self.values if of is None else of
         a, b = int(round(start_s * GRID_HZ)) - self.first_bin, int(round(end_s * GRID_HZ)) - self.first_bin
         out = np.zeros(b - a)
-        lo, hi = max(a, 0), min(b, self.values.size)
+        lo, hi = max(a, 0), min(b, source.size)
         if hi > lo:
-            out[lo - a : hi - a] = self.values[lo:hi]
+            out[lo - a : hi - a] = source[lo:hi]
         return out
 
     def level(self, start_s: float, end_s: float) -> np.ndarray | None:
         """The signal as a level (samples averaged into bins, gaps interpolated); None
         when the span holds fewer than 10 samples a second (a face seen only briefly)."""
-        values, weights = self.span(start_s, end_s), self._weights(start_s, end_s)
+        values, weights = self.span(start_s, end_s), self.span(start_s, end_s, of=self.weights)
         known = weights > 0.05
         if np.count_nonzero(known) < 0.1 * known.size:
             return None
         bins = np.arange(known.size)
         return np.interp(bins, bins[known], values[known] / weights[known])
-
-    def _weights(self, start_s: float, end_s: float) -> np.ndarray:
-        saved, self.values = self.values, self.weights
-        try:
-            return self.span(start_s, end_s)
-        finally:
-            self.values = saved
 
     def trim(self, before_s: float) -> None:
         cut = int(before_s * GRID_HZ) - self.first_bin
@@ -339,6 +347,13 @@ class AvSyncDetector(Detector):
         o = self.options
         margin = o.max_offset_ms / 1000.0
         known = end if final else min(self._picture.filled_until, self._sound.filled_until) - margin
+        latest = max(self._picture.filled_until, self._sound.filled_until)
+        if not final and self._next_window + 2 * o.window_s < latest - margin:
+            # One track has stopped or never started: nothing to compare until it is back,
+            # and nothing of the other worth keeping.
+            self._next_window = latest - margin - o.window_s
+            for grid in (self._picture, self._mouth, self._sound, self._voice):
+                grid.trim(self._next_window - margin - 0.1)
         events: list[Event] = []
         while self._next_window + o.window_s <= known:
             events += self._window(self._next_window, self._next_window + o.window_s)
