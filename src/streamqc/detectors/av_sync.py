@@ -380,7 +380,11 @@ class AvSyncDetector(Detector):
         sharp = None
         picture = _smooth(self._picture.span(start, stop))
         if _distinct_onsets(picture) >= o.min_cues:
-            sharp = self._correlate(picture, _smooth(self._sound.span(start - reach, stop + reach)), lag, o.min_confidence)
+            # Chance correlations grow as a window shrinks (fewer independent bins): a
+            # short input has to match better.
+            needed = o.min_confidence * float(np.sqrt(max(1.0, o.window_s / max(stop - start, 1e-3))))
+            sound = _smooth(self._sound.span(start - reach, stop + reach))
+            sharp = self._correlate(picture, sound, lag, needed)
         if sharp is not None and sharp[1] >= o.strong_correlation:
             return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
         # ... and a moving mouth against the loudness of the voice: lips move for as
