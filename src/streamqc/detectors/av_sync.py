@@ -37,6 +37,7 @@ import dataclasses
 import statistics
 from typing import Any
 
+import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
@@ -105,8 +106,6 @@ class _MouthTracker:
 
     def _classifier(self) -> Any:
         if self._cascade is None:
-            import cv2  # imported on first use: a check without faces never pays for it
-
             cv2.setNumThreads(1)
             self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
         return self._cascade
@@ -171,10 +170,14 @@ class _Grid:
             more = np.zeros(need - self.values.size + 4 * GRID_HZ)
             self.values = np.concatenate([self.values, more])
             self.weights = np.concatenate([self.weights, more])
-        np.add.at(self.values, low, values * (1 - frac))
-        np.add.at(self.values, low + 1, values * frac)
-        np.add.at(self.weights, low, 1 - frac)
-        np.add.at(self.weights, low + 1, frac)
+        if low.size == 0:
+            return
+        first = int(low[0]) if low.size == 1 else int(low.min())
+        bins = np.concatenate([low, low + 1]) - first
+        shares = np.concatenate([1 - frac, frac])
+        size = int(bins.max()) + 1
+        self.values[first : first + size] += np.bincount(bins, np.concatenate([values, values]) * shares, size)
+        self.weights[first : first + size] += np.bincount(bins, shares, size)
 
     def span(self, start_s: float, end_s: float, of: np.ndarray | None = None) -> np.ndarray:
         """Bins [start_s, end_s) of the values (or of `of`, an array kept alongside), 0 where unknown."""
