@@ -311,8 +311,8 @@ class AvSyncDetector(Detector):
         if not self._samples or self._audio_time is None:
             return
         hop = max(1, int(round(self._rate / GRID_HZ)))
-        joined = np.concatenate(self._samples)
-        mono = joined.mean(axis=1) if joined.shape[1] > 1 else joined[:, 0]
+        block = np.concatenate(self._samples)
+        mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
         n = mono.shape[0] // hop
         if n == 0:
             return
@@ -340,7 +340,7 @@ class AvSyncDetector(Detector):
         self._voice.add(times + 0.5 * hop / self._rate, np.log10(voice + 1e-7))
         self._sound.filled_until = self._voice.filled_until = float(times[-1]) + hop / self._rate
         self._last_bands = joined[-ONSET_MEMORY_HOPS:]
-        rest = joined[used:]
+        rest = block[used:]
         self._audio_time += used / self._rate
         self._samples = [rest] if rest.shape[0] else []
         self._pending = rest.shape[0]
