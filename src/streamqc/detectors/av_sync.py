@@ -51,6 +51,7 @@ MOUTH_WIDTH_PX = 24  # ... and the mouth's on a crop about this wide
 AUDIO_BANDS_HZ = (80, 200, 400, 800, 1600, 3200, 6400, 12000)
 VOICE_BAND_HZ = (300, 3000)
 ONSET_MEMORY_HOPS = 4  # a sound onset rises above the band's loudest of the last 40 ms
+VOICE_RANGE_DECADES = 5.0  # voice levels more than 50 dB below the loudest are floored
 MOUTH_SMOOTH_BINS = 2.0  # gaussian sigma of the mouth and voice levels
 VIDEO_BATCH_FRAMES = 32  # frames reduced in one vectorised step
 AUDIO_BATCH_S = 1.0  # audio reduced in one vectorised step
@@ -397,6 +398,9 @@ class AvSyncDetector(Detector):
         mouth = self._mouth.level(start, stop)
         voice = self._voice.level(start - reach, stop + reach)
         if mouth is not None and voice is not None:
+            # Levels far below the voice are all "quiet": digital silence (a cut, padding)
+            # must not weigh more than room tone.
+            voice = np.maximum(voice, voice.max() - VOICE_RANGE_DECADES)
             lips = self._correlate(gaussian_filter1d(mouth, MOUTH_SMOOTH_BINS),
                                    gaussian_filter1d(voice, MOUTH_SMOOTH_BINS), lag, o.min_mouth_confidence)
             if lips is not None:
