@@ -226,7 +226,7 @@ class AvSyncDetector(Detector):
         self._last_crop: np.ndarray | None = None
         self._last_activity = 0.0
         self._step = 0
-        # Audio: mono samples waiting for the batch step.
+        # Audio: sample blocks waiting for the batch step.
         self._samples: list[np.ndarray] = []
         self._pending = 0
         self._audio_time: float | None = None  # media time of the first waiting sample
@@ -281,11 +281,11 @@ class AvSyncDetector(Detector):
         crops = [c for _, _, c in self._frames]
         if all(c is not None for c in crops) and len({c.shape for c in crops}) == 1:
             cstack = np.stack(crops).astype(np.int16)
-            first = cstack[:1] if self._last_crop is None or self._last_crop.shape != cstack.shape[1:] \
-                else self._last_crop[None]
+            goes_on = self._last_crop is not None and self._last_crop.shape == cstack.shape[1:]
+            first = self._last_crop[None] if goes_on else cstack[:1]
             mouth = np.abs(np.diff(np.concatenate([first, cstack]), axis=0)).mean(axis=(1, 2))
-            fresh = 1 if self._last_crop is None or self._last_crop.shape != cstack.shape[1:] else 0
-            self._mouth.add(times[fresh:], mouth[fresh:])
+            skip = 0 if goes_on else 1  # a new box's first crop has nothing to differ from
+            self._mouth.add(times[skip:], mouth[skip:])
             self._last_crop = cstack[-1]
         else:
             self._last_crop = None
