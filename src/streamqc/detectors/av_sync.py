@@ -162,10 +162,10 @@ class _Grid:
         if times.size == 0:
             return
         pos = times * GRID_HZ - self.first_bin
+        keep = np.isfinite(pos) & (pos >= 0)
+        pos, values = pos[keep], values[keep]
         low = np.floor(pos).astype(np.int64)
         frac = pos - low
-        keep = low >= 0
-        low, frac, values = low[keep], frac[keep], values[keep]
         need = int(low.max()) + 2 if low.size else 0
         if need > self.values.size:
             more = np.zeros(need - self.values.size + 4 * GRID_HZ)
@@ -242,6 +242,8 @@ class AvSyncDetector(Detector):
     # --- picture ------------------------------------------------------------------
 
     def feed(self, buffer: VideoFrame | AudioChunk) -> list[Event]:
+        if not np.isfinite(buffer.time):
+            return []  # a buffer the clock could not place says nothing about timing
         if isinstance(buffer, VideoFrame):
             self._feed_video(buffer)
         else:
