@@ -1,5 +1,6 @@
 """Detectors: one module each, options declared in one dataclass with defaults and units."""
 
+from streamqc.detectors.av_sync import AvSyncDetector
 from streamqc.detectors.base import Detector
 from streamqc.detectors.black import BlackDetector
 from streamqc.detectors.clipping import ClippingDetector
@@ -26,6 +27,7 @@ ALL_DETECTORS: tuple[type[Detector], ...] = (
     DiscontinuityDetector,
     FormatChangeDetector,
     MissingTrackDetector,
+    AvSyncDetector,
 )
 
 __all__ = ["ALL_DETECTORS", "Detector"] + [d.__name__ for d in ALL_DETECTORS]

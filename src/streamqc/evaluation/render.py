@@ -31,11 +31,24 @@ def _cells(score: KindScore | None, best: bool) -> list[str]:
     ]
 
 
+def _offset(score: KindScore | None) -> str:
+    return _DASH if score is None or score.offset_median_ms is None else f"{score.offset_median_ms:.0f}"
+
+
+def _has_offsets(report: EvalReport) -> bool:
+    """Only corpora with offset labels (av.sync) get the offset column."""
+    return any(sc.offset_errors_ms for table in report.scores.values() for sc in table.values())
+
+
 def render_table(report: EvalReport) -> Table:
     """Rows = kinds; for streamqc and FFmpeg: TP/FP/FN, precision, recall, F1, median onset error."""
     seed = report.seed
     title = f"{report.corpus}: {len(report.cases)} cases" + (f", seed {seed}" if seed is not None else "")
-    table = Table(title=title, caption="onset = median |event.start - label.start| over hits, in seconds")
+    offsets = _has_offsets(report)
+    caption = "onset = median |event.start - label.start| over hits, in seconds"
+    if offsets:
+        caption += "; offset = median |offset_ms error| over hits, in ms"
+    table = Table(title=title, caption=caption)
     table.add_column("kind", no_wrap=True)
     table.add_column("cases", justify="right")
     table.add_column("labels", justify="right")
@@ -47,6 +60,8 @@ def render_table(report: EvalReport) -> Table:
         table.add_column(f"{system}\nR", justify="right", style=style)
         table.add_column(f"{system}\nF1", justify="right", style=style)
         table.add_column(f"{system}\nonset", justify="right", style=style)
+        if offsets:
+            table.add_column(f"{system}\noffset", justify="right", style=style)
 
     for kind in report.kinds:
         per_system = {
@@ -59,6 +74,8 @@ def render_table(report: EvalReport) -> Table:
         row = [kind, str(sq.cases), str(sq.tp + sq.fn)]
         for system in systems:
             row += _cells(per_system[system], best=top is not None and f1s[system] == top)
+            if offsets:
+                row.append(_offset(per_system[system]))
         table.add_row(*row)
     lines = area_lines(report)
     if lines:
@@ -103,9 +120,10 @@ def render_findings(report: EvalReport, system: str | None = None, limit: int = 
 def render_markdown(report: EvalReport) -> str:
     """The score table as Markdown, for docs: the same rows and cells as render_table."""
     systems = [s for s in (STREAMQC, FFMPEG) if s in report.scores]
+    offsets = _has_offsets(report)
     header = ["kind", "cases", "labels"]
     for system in systems:
-        header += [f"{system} TP/FP/FN", "P", "R", "F1", "onset s"]
+        header += [f"{system} TP/FP/FN", "P", "R", "F1", "onset s"] + (["offset ms"] if offsets else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for kind in report.kinds:
         sq = report.scores[STREAMQC][kind]
@@ -113,6 +131,8 @@ def render_markdown(report: EvalReport) -> str:
         for system in systems:
             score = report.scores[system][kind] if report.covers(system, kind) else None
             row += [cell.replace("[bold]", "**").replace("[/bold]", "**") for cell in _cells(score, best=False)]
+            if offsets:
+                row.append(_offset(score))
         lines.append("| " + " | ".join(row) + " |")
     extra = area_lines(report)
     return "\n".join(lines) + "\n" + ("\n" + "\n".join(f"- {line}" for line in extra) + "\n" if extra else "")

@@ -117,6 +117,14 @@ class Match:
     def onset_error_s(self) -> float:
         return abs(self.event.start - self.label.start)
 
+    @property
+    def offset_error_ms(self) -> float | None:
+        """|measured - true| A/V offset, for labels that carry one (av.sync), else None."""
+        truth, measured = self.label.details.get("offset_ms"), self.event.details.get("offset_ms")
+        if not isinstance(truth, (int, float)) or not isinstance(measured, (int, float)):
+            return None
+        return abs(float(measured) - float(truth))
+
 
 @dataclasses.dataclass(slots=True)
 class CaseScore:
@@ -224,6 +232,7 @@ class KindScore:
     fn: int = 0
     ignored: int = 0
     onset_errors_s: list[float] = dataclasses.field(default_factory=list)
+    offset_errors_ms: list[float] = dataclasses.field(default_factory=list)  # av.sync: |offset_ms error| per hit
     cases: int = 0  # cases that carry at least one label of this kind
     # |event area - label area| over hits whose label carries `details.area` (fraction of
     # the picture, video.corruption); `area_missing` counts such hits whose event has none
@@ -259,6 +268,10 @@ class KindScore:
     def area_median_error(self) -> float | None:
         return statistics.median(self.area_errors) if self.area_errors else None
 
+    @property
+    def offset_median_ms(self) -> float | None:
+        return statistics.median(self.offset_errors_ms) if self.offset_errors_ms else None
+
     def to_dict(self) -> dict[str, Any]:
         def r(x: float | None) -> float | None:
             return None if x is None else round(x, 4)
@@ -277,6 +290,7 @@ class KindScore:
             "onset_p90_s": r(self.onset_p90_s),
             **({"area_median_abs_error": r(self.area_median_error), "area_hits": len(self.area_errors),
                 "area_missing": self.area_missing} if self.area_errors or self.area_missing else {}),
+            "offset_median_ms": r(self.offset_median_ms),
         }
 
 
@@ -304,6 +318,8 @@ def aggregate(
                     s.area_errors.append(abs(float(reported) - float(labelled)))
                 else:
                     s.area_missing += 1
+            if m.offset_error_ms is not None:
+                s.offset_errors_ms.append(m.offset_error_ms)
         for lab in score.misses:
             row(lab.kind).fn += 1
         for ev in score.false_alarms:

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import os
 from collections import OrderedDict
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -31,6 +32,27 @@ VIDEO_CLIPS = (
     "moviepy/big_buck_bunny_0_30.webm",
     "imageio-test_images/cockatoo.mp4",
     "ExoPlayer/sample_with_increasing_timestamps_360p.mp4",
+    "SadTalker/WDA_KatieHill_000.mp4",
+)
+# Talking faces with their own, in-sync soundtrack: A/V sync content with known offsets.
+FACE_CLIPS = (
+    "LipNet-GRID/bbaf2n.mpg",
+    "LipNet-GRID/brbk7n.mpg",
+    "LipNet-GRID/id2_vcd_swwp2s.mpg",
+    "LipNet-GRID/lbax4n.mpg",
+    "LipNet-GRID/lbbc2a.mpg",
+    "LipNet-GRID/lrwp9a.mpg",
+    "LipNet-GRID/lwbsza.mpg",
+    "LipNet-GRID/pwij3p.mpg",
+    "LipNet-GRID/sbia1a.mpg",
+    "LipNet-GRID/sbwe5n.mpg",
+    "LipNet-GRID/swiz3n.mpg",
+    "video-retalking/face_1.mp4",
+    "video-retalking/face_2.mp4",
+    "video-retalking/face_3.mp4",
+    "video-retalking/face_4.mp4",
+    "video-retalking/face_5.mp4",
+    "SadTalker/WDA_AlexandriaOcasioCortez_000.mp4",
     "SadTalker/WDA_KatieHill_000.mp4",
 )
 AUDIO_CLIPS = (
@@ -257,3 +279,76 @@ def real_audio(spec: AudioSpec, media_dir: Path, rel: str, seconds: float = 14.0
         return None
     seg = to_channels(stereo[a:b], spec.channels)
     return Loop(spec, normalise(seg, sr), f"real recording {path.name}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FaceClip:
+    """A whole talking-head clip: its picture format and its soundtrack, aligned."""
+
+    info: ClipInfo
+    spec: VideoSpec
+    duration_s: float
+
+
+def present_face_clips(media_dir: Path | None) -> list[str]:
+    if media_dir is None or not media_dir.is_dir():
+        return []
+    return [rel for rel in FACE_CLIPS if (media_dir / rel).is_file()]
+
+
+@functools.lru_cache(maxsize=32)
+def face_clip(path: Path) -> FaceClip | None:
+    """The clip played whole, at its own size (trimmed to fit yuv420p) and frame rate."""
+    try:
+        with av.open(str(path)) as c:
+            vs = c.streams.video[0]
+            rate = Fraction(vs.average_rate or vs.guessed_rate or 25).limit_denominator(1001)
+            has_audio = bool(c.streams.audio)
+            frames = sum(1 for _ in c.decode(vs))
+            width, height = vs.codec_context.width, vs.codec_context.height
+    except (av.FFmpegError, IndexError, OSError):
+        return None
+    if frames < 10 or not has_audio:
+        return None
+    spec = VideoSpec(width & ~1, height & ~3, rate)
+    return FaceClip(ClipInfo(path, float(rate), frames, 0, frames), spec, frames / float(rate))
+
+
+class ClipSoundtrack:
+    """A clip's own audio, sample 0 at its first video frame (as its timestamps place it)."""
+
+    def __init__(self, spec: AudioSpec, path: Path) -> None:
+        self.spec = spec
+        self.description = "its own soundtrack"
+        mono = _aligned_audio(path, spec.sample_rate)
+        self._buffer = to_channels(mono if mono is not None else np.zeros(1, np.float32), spec.channels)
+
+    def render(self, start: int, n: int) -> np.ndarray:
+        out = np.zeros((n, self.spec.channels), np.float32)
+        lo, hi = max(start, 0), min(start + n, len(self._buffer))
+        if lo < hi:
+            out[lo - start : hi - start] = self._buffer[lo:hi]
+        return out
+
+
+@functools.lru_cache(maxsize=16)
+def _aligned_audio(path: Path, rate: int) -> np.ndarray | None:
+    """Mono audio at `rate`, padded or cut so that sample 0 plays with the first picture."""
+    try:
+        with av.open(str(path)) as c:
+            first_video = next(f.time for f in c.decode(video=0) if f.time is not None)
+        with av.open(str(path)) as c:
+            res = av.AudioResampler(format="fltp", layout="mono", rate=rate)
+            chunks, first_audio = [], None
+            for f in c.decode(audio=0):
+                if first_audio is None and f.time is not None:
+                    first_audio = f.time
+                chunks += [g.to_ndarray()[0] for g in res.resample(f)]
+            chunks += [g.to_ndarray()[0] for g in res.resample(None)]
+    except (av.FFmpegError, IndexError, OSError, StopIteration):
+        return None
+    if not chunks or first_audio is None:
+        return None
+    mono = np.concatenate(chunks).astype(np.float32)
+    lead = int(round((first_audio - first_video) * rate))
+    return np.concatenate([np.zeros(lead, np.float32), mono]) if lead >= 0 else mono[-lead:]

@@ -551,6 +551,41 @@ def av_sync(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Bui
                  f"{video.description} + {prog.description}")
 
 
+FACE_OFFSETS_MS = (-400, -200, -100, -40, 40, 100, 200, 400)
+
+
+def av_sync_face(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
+    """A real talking head (GRID, video-retalking, SadTalker) played whole at its own size
+    and rate, with its own soundtrack shifted by a known amount (+-40 to +-400 ms).
+
+    Shifts inside the BT.1359 tolerance are hard negatives. Without the clips (no
+    STREAMQC_MEDIA) the case is an `av_sync` case instead, and says so in its content.
+    """
+    a = plan.audio
+    assert a is not None
+    rels = clips.present_face_clips(media)
+    offset = float(rng.choice(FACE_OFFSETS_MS))
+    for rel in rng.permutation(rels) if rels else ():
+        built = face_case(media / str(rel), offset, a)  # type: ignore[operator]
+        if built is not None:
+            return built
+    built = av_sync(plan, rng, media)
+    built.content = "no face clips (STREAMQC_MEDIA absent): " + built.content
+    return built
+
+
+def face_case(path: Path, offset_ms: float, audio: AudioSpec) -> Built | None:
+    """One face clip with its soundtrack shifted by offset_ms (positive: audio late)."""
+    face = clips.face_clip(path)
+    if face is None:
+        return None
+    video = clips.ClipContent(face.spec, face.info)
+    prog = clips.ClipSoundtrack(audio, face.info.path)
+    d = face.duration_s
+    return Built(Scenario(video, prog, d, [df.AvOffset(offset_ms, audio.sample_rate, d)]),
+                 f"{video.description} + {prog.description}, shifted {offset_ms:+.0f} ms")
+
+
 def clipping(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
     """1-2 passages driven into full scale, on one channel or both."""
     v, a, d = plan.video, plan.audio, plan.duration_s
@@ -625,6 +660,7 @@ def stutter(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Bui
 
 RECIPES: dict[str, Recipe] = {
     "av_sync": av_sync,
+    "av_sync_face": av_sync_face,
     "clipping": clipping,
     "clicks": clicks,
     "loudness": loudness,
@@ -654,7 +690,7 @@ def live_segment(seed: int, n: int, video: VideoSpec, audio: AudioSpec, duration
     """Segment n of a live channel: a random recipe at the channel's format, no post steps."""
     # Post steps need a finished file; a live channel keeps its format and both tracks.
     names = [k for k in RECIPES if not k.startswith("corrupt") and k not in
-             ("lowbitrate", "discontinuity", "format_change", "audio_loss", "video_only", "audio_only")]
+             ("lowbitrate", "discontinuity", "format_change", "audio_loss", "video_only", "audio_only", "av_sync_face")]
     rng = np.random.default_rng([seed, n, 7])
     name = str(rng.choice(names))
     plan = CasePlan(f"live-{n}", name, seed * 1000 + n, "ts", video, None, audio, None, duration_s)

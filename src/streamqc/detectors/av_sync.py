@@ -1,0 +1,501 @@
+"""av.sync: audio and picture out of step, measured from the content itself.
+
+What a viewer sees happen and what they hear start mostly go together: a flash or a
+cut with a bang or a beat, lips with a voice. Both tracks are reduced to signals on
+one 100 Hz grid of media time and compared over windows of `window_s` (one every
+`hop_s`), at every lag within +-`max_offset_ms`; the lag of the highest (Pearson)
+correlation, refined between bins with a parabola, is the window's offset (positive:
+audio late). Two pairs of signals are compared:
+
+- picture onsets against sound onsets: the rise of the mean frame-to-frame change of
+  a coarse luma grid (cuts, flashes, motion that starts) against the rise of each of
+  a few bands over the loudest of its last 40 ms (a SuperFlux-like onset strength, the
+  band that rose most speaking for the hop);
+- when a frontal face is seen, the motion inside its mouth region against the level
+  of the voice band (300-3000 Hz): lips move for as long as a syllable sounds, so
+  these are levels, not onsets.
+
+A window speaks only when its peak is high and stands clear of every peak more than
+`min_rival_gap_ms` away, and not at the edge of the search: unrelated sound and
+picture (music over a landscape, a cut to another scene) give low or ambiguous peaks,
+and the window abstains. Well-matched onsets win over the mouth; otherwise the mouth,
+being on the screen, wins over the weaker onsets of head motion and the encoder's
+keyframes. Consecutive windows beyond the ITU-R BT.1359 detectability limits (audio
+leading by more than `lead_ms`, lagging by more than `lag_ms`) make one event; an
+abstention neither ends nor starts one.
+
+The face detector (OpenCV's bundled Haar cascade) is costly next to everything else
+here, so it runs at most once every `face_interval_s` on a ~100 px wide picture, the
+mouth box being held in between, and ever more rarely while no face is found.
+Pictures are reduced 32 frames at a time and sound a second at a time, so the
+per-buffer cost is a slice and an append.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from streamqc.detectors.base import Detector
+from streamqc.events import Event, Severity
+from streamqc.media import AudioChunk, VideoFrame
+
+GRID_HZ = 100  # onset signals live on 10 ms bins of media time
+COARSE_WIDTH_PX = 80  # the picture's activity is measured on a grid about this wide
+MOUTH_WIDTH_PX = 24  # ... and the mouth's on a crop about this wide
+AUDIO_BANDS_HZ = (80, 200, 400, 800, 1600, 3200, 6400, 12000)
+VOICE_BAND_HZ = (300, 3000)
+ONSET_MEMORY_HOPS = 4  # a sound onset rises above the band's loudest of the last 40 ms
+VOICE_RANGE_DECADES = 5.0  # voice levels more than 50 dB below the loudest are floored
+MOUTH_SMOOTH_BINS = 2.0  # gaussian sigma of the mouth and voice levels
+VIDEO_BATCH_FRAMES = 32  # frames reduced in one vectorised step
+AUDIO_BATCH_S = 1.0  # audio reduced in one vectorised step
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AvSyncOptions:
+    lead_ms: float = 45.0  # audio ahead of the picture by more than this is a defect (BT.1359)
+    lag_ms: float = 125.0  # audio behind the picture by more than this is a defect (BT.1359)
+    window_s: float = 8.0  # media analysed per estimate
+    hop_s: float = 2.0  # one estimate every this much media
+    min_window_s: float = 2.5  # an input shorter than window_s is analysed whole if at least this long
+    max_offset_ms: float = 500.0  # offsets searched: +- this
+    # A window abstains when its confidence (the correlation peak, discounted when a
+    # rival peak comes within 0.1 of it) is below this ...
+    min_confidence: float = 0.18
+    # ... or, for a mouth against a voice, below this: mouth motion follows the voice
+    # loosely, and a weak match is more often wrong than a weak match of sharp onsets.
+    min_mouth_confidence: float = 0.3
+    min_rival_gap_ms: float = 100.0  # rivals are peaks at least this far from the best one
+    strong_correlation: float = 0.5  # picture onsets matched this well are taken over a mouth
+    min_cues: int = 3  # distinct picture onsets (flashes, cuts) a window needs
+    face: bool = True  # look for a face and follow its mouth
+    face_interval_s: float = 1.0  # run the face detector at most this often while a face is seen
+    face_width_px: int = 96  # width of the picture the face detector looks at
+    face_backoff_max_s: float = 16.0  # without faces, retry ever more rarely, up to this interval
+    merge_gap_s: float = 4.0  # out-of-sync windows closer than this (abstentions between) are one event
+    major_after_ms: float = 200.0  # an offset beyond this (either way) is major, else minor
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WindowEstimate:
+    """One window's verdict: an offset with a confidence, or an abstention (offset None)."""
+
+    start: float
+    end: float
+    offset_ms: float | None
+    confidence: float
+    cue: str  # "picture" | "mouth" | "none"
+    peak: float = 0.0  # the correlation at the chosen lag
+    rival: float = 0.0  # the best correlation away from it
+
+
+class _MouthTracker:
+    """Finds a frontal face now and then and crops its mouth region from every frame."""
+
+    def __init__(self, options: AvSyncOptions) -> None:
+        self.options = options
+        self.box: tuple[int, int, int, int, int] | None = None  # y0, y1, x0, x1, step (full-res luma)
+        self._cascade: Any = None
+        self._next_look = float("-inf")
+        self._misses = 0
+
+    def _classifier(self) -> Any:
+        if self._cascade is None:
+            cv2.setNumThreads(1)
+            self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        return self._cascade
+
+    def update(self, frame: VideoFrame) -> bool:
+        """Look for a face when due; True when the mouth box moved (its history is void)."""
+        if frame.time < self._next_look:
+            return False
+        luma = frame.luma
+        step = max(1, luma.shape[1] // self.options.face_width_px)
+        small = np.ascontiguousarray(frame.sample(step).astype(np.uint8))
+        side = max(12, small.shape[1] // 6)  # a face narrower than 1/6 of the picture has unreadable lips
+        faces = self._classifier().detectMultiScale(small, scaleFactor=1.25, minNeighbors=3, minSize=(side, side))
+        old = self.box
+        if len(faces):
+            self._misses = 0
+            x, y, w, h = (int(v) * step for v in max(faces, key=lambda f: int(f[2]) * int(f[3])))
+            y0, y1 = y + int(0.64 * h), min(luma.shape[0], y + int(0.98 * h))
+            x0, x1 = x + int(0.22 * w), min(luma.shape[1], x + int(0.78 * w))
+            new = (y0, y1, x0, x1, max(1, (x1 - x0) // MOUTH_WIDTH_PX))
+            # A box that moved by less than a crop pixel is the same box: keep its history.
+            if old is not None and all(abs(a - b) <= old[4] for a, b in zip(old[:4], new[:4])):
+                new = old
+            self.box = new
+            self._next_look = frame.time + self.options.face_interval_s
+        else:
+            self._misses += 1
+            if self._misses >= 2:
+                self.box = None
+            backoff = self.options.face_interval_s * 2 ** min(self._misses - 1, 8)
+            self._next_look = frame.time + min(backoff, self.options.face_backoff_max_s)
+        return self.box != old
+
+    def crop(self, frame: VideoFrame) -> np.ndarray | None:
+        if self.box is None:
+            return None
+        y0, y1, x0, x1, step = self.box
+        crop = np.array(frame.luma[y0:y1:step, x0:x1:step])
+        return crop if crop.size else None  # a box from before a change of picture size
+
+
+class _Grid:
+    """A growing signal on the 100 Hz grid, trimmed from the front as windows pass."""
+
+    def __init__(self) -> None:
+        self.first_bin = 0
+        self.values = np.zeros(0, np.float64)
+        self.weights = np.zeros(0, np.float64)  # how much of a sample each bin holds (levels)
+        self.filled_until = 0.0  # media time up to which the signal is known
+
+    def add(self, times: np.ndarray, values: np.ndarray) -> None:
+        """Impulses at `times` (s), each split between its two nearest bins (sub-bin timing)."""
+        if times.size == 0:
+            return
+        pos = times * GRID_HZ - self.first_bin
+        keep = np.isfinite(pos) & (pos >= 0)
+        pos, values = pos[keep], values[keep]
+        low = np.floor(pos).astype(np.int64)
+        frac = pos - low
+        need = int(low.max()) + 2 if low.size else 0
+        if need > self.values.size:
+            more = np.zeros(need - self.values.size + 4 * GRID_HZ)
+            self.values = np.concatenate([self.values, more])
+            self.weights = np.concatenate([self.weights, more])
+        if low.size == 0:
+            return
+        first = int(low[0]) if low.size == 1 else int(low.min())
+        bins = np.concatenate([low, low + 1]) - first
+        shares = np.concatenate([1 - frac, frac])
+        size = int(bins.max()) + 1
+        self.values[first : first + size] += np.bincount(bins, np.concatenate([values, values]) * shares, size)
+        self.weights[first : first + size] += np.bincount(bins, shares, size)
+
+    def span(self, start_s: float, end_s: float, of: np.ndarray | None = None) -> np.ndarray:
+        """Bins [start_s, end_s) of the values (or of `of`, an array kept alongside), 0 where unknown."""
+        source = self.values if of is None else of
+        a, b = int(round(start_s * GRID_HZ)) - self.first_bin, int(round(end_s * GRID_HZ)) - self.first_bin
+        out = np.zeros(b - a)
+        lo, hi = max(a, 0), min(b, source.size)
+        if hi > lo:
+            out[lo - a : hi - a] = source[lo:hi]
+        return out
+
+    def level(self, start_s: float, end_s: float) -> np.ndarray | None:
+        """The signal as a level (samples averaged into bins, gaps interpolated); None
+        when the span holds fewer than 10 samples a second (a face seen only briefly)."""
+        values, weights = self.span(start_s, end_s), self.span(start_s, end_s, of=self.weights)
+        known = weights > 0.05
+        if np.count_nonzero(known) < 0.1 * known.size:
+            return None
+        bins = np.arange(known.size)
+        return np.interp(bins, bins[known], values[known] / weights[known])
+
+    def trim(self, before_s: float) -> None:
+        cut = int(before_s * GRID_HZ) - self.first_bin
+        if cut > 0:
+            self.values = self.values[cut:]
+            self.weights = self.weights[cut:]
+            self.first_bin += cut
+
+
+class AvSyncDetector(Detector):
+    name = "av_sync"
+    Options = AvSyncOptions
+    accepts = (VideoFrame, AudioChunk)
+
+    def __init__(self, options: AvSyncOptions | None = None) -> None:
+        super().__init__(options)
+        self._picture = _Grid()
+        self._mouth = _Grid()
+        self._sound = _Grid()
+        self._voice = _Grid()  # speech-band level (log energy), what lips go with
+        self._tracker = _MouthTracker(self.options) if self.options.face else None
+        # Video: frames waiting for the batch step, and the last reduced frame's state.
+        self._frames: list[tuple[float, np.ndarray, np.ndarray | None]] = []
+        self._last_coarse: np.ndarray | None = None
+        self._last_crop: np.ndarray | None = None
+        self._last_activity = 0.0
+        self._step = 0
+        # Audio: sample blocks waiting for the batch step.
+        self._samples: list[np.ndarray] = []
+        self._pending = 0
+        self._audio_time: float | None = None  # media time of the first waiting sample
+        self._rate = 0
+        self._last_bands: np.ndarray | None = None
+        self._band_index: np.ndarray | None = None
+        self._voice_edges = np.zeros(2, np.int64)
+        # Windows
+        self._next_window = 0.0
+        self.windows: list[WindowEstimate] = []  # every estimate so far (for tools and tests)
+        self._run: list[WindowEstimate] = []  # the out-of-sync stretch still open
+
+    # --- picture ------------------------------------------------------------------
+
+    def feed(self, buffer: VideoFrame | AudioChunk) -> list[Event]:
+        if not np.isfinite(buffer.time):
+            return []  # a buffer the clock could not place says nothing about timing
+        if isinstance(buffer, VideoFrame):
+            self._feed_video(buffer)
+        else:
+            self._feed_audio(buffer)
+        return self._analyse(final=False)
+
+    def _feed_video(self, frame: VideoFrame) -> None:
+        if not self._step:
+            self._step = max(1, frame.luma.shape[1] // COARSE_WIDTH_PX)
+        coarse = frame.sample(self._step)
+        crop = None
+        if self._tracker is not None:
+            if self._tracker.update(frame):
+                self._flush_video()
+                self._last_crop = None
+            crop = self._tracker.crop(frame)
+        self._frames.append((frame.time, coarse, crop))
+        if len(self._frames) >= VIDEO_BATCH_FRAMES:
+            self._flush_video()
+
+    def _flush_video(self) -> None:
+        if not self._frames:
+            return
+        times = np.array([t for t, _, _ in self._frames])
+        shape = self._frames[0][1].shape
+        if any(c.shape != shape for _, c, _ in self._frames) or (
+                self._last_coarse is not None and self._last_coarse.shape != shape):
+            self._last_coarse = None  # a format change: start over
+            self._frames = [f for f in self._frames if f[1].shape == self._frames[-1][1].shape]
+            times = np.array([t for t, _, _ in self._frames])
+        stack = np.stack([c for _, c, _ in self._frames])
+        previous = stack[:1] if self._last_coarse is None else self._last_coarse[None]
+        activity = np.abs(np.diff(np.concatenate([previous, stack]), axis=0)).mean(axis=(1, 2))
+        rises = np.maximum(0.0, np.diff(np.concatenate([[self._last_activity], activity])))
+        self._picture.add(times, rises)
+        self._last_coarse, self._last_activity = stack[-1], float(activity[-1])
+        crops = [c for _, _, c in self._frames]
+        if all(c is not None for c in crops) and len({c.shape for c in crops}) == 1:
+            cstack = np.stack(crops).astype(np.int16)
+            goes_on = self._last_crop is not None and self._last_crop.shape == cstack.shape[1:]
+            first = self._last_crop[None] if goes_on else cstack[:1]
+            mouth = np.abs(np.diff(np.concatenate([first, cstack]), axis=0)).mean(axis=(1, 2))
+            skip = 0 if goes_on else 1  # a new box's first crop has nothing to differ from
+            self._mouth.add(times[skip:], mouth[skip:])
+            self._last_crop = cstack[-1]
+        else:
+            self._last_crop = None
+        self._picture.filled_until = self._mouth.filled_until = float(times[-1])
+        self._frames = []
+
+    # --- sound --------------------------------------------------------------------
+
+    def _feed_audio(self, chunk: AudioChunk) -> None:
+        if chunk.samples.shape[0] == 0:
+            return
+        expected = None if self._audio_time is None else self._audio_time + self._pending / max(self._rate, 1)
+        if chunk.sample_rate != self._rate or expected is None or abs(chunk.time - expected) > 0.02:
+            self._flush_audio()
+            self._rate, self._audio_time, self._last_bands = chunk.sample_rate, chunk.time, None
+            self._band_index = None
+        samples = chunk.samples
+        self._samples.append(samples)
+        self._pending += samples.shape[0]
+        if self._pending >= AUDIO_BATCH_S * self._rate:
+            self._flush_audio()
+
+    def _flush_audio(self) -> None:
+        if not self._samples or self._audio_time is None:
+            return
+        hop = max(1, int(round(self._rate / GRID_HZ)))
+        block = np.concatenate(self._samples)
+        mono = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+        n = mono.shape[0] // hop
+        if n == 0:
+            return
+        used = n * hop
+        spectrum = np.abs(np.fft.rfft(mono[:used].reshape(n, hop), axis=1)) ** 2
+        if self._band_index is None:
+            freqs = np.fft.rfftfreq(hop, 1.0 / self._rate)
+            self._band_index = np.searchsorted(freqs, AUDIO_BANDS_HZ)
+            self._voice_edges = np.searchsorted(freqs, VOICE_BAND_HZ)
+        edges = self._band_index
+        cumulative = np.concatenate([np.zeros((n, 1)), np.cumsum(spectrum, axis=1)], axis=1)
+        bands = np.log10(cumulative[:, edges[1:]] - cumulative[:, edges[:-1]] + 1e-6)
+        history = np.repeat(bands[:1], ONSET_MEMORY_HOPS, axis=0) if self._last_bands is None else self._last_bands
+        joined = np.concatenate([history, bands])
+        # A rise counts above the loudest of the last few hops in its band (a maximum
+        # filter, as in SuperFlux): a modulated programme wobbles within its recent range,
+        # a tone burst or a bang leaves it. The band that rose most speaks for the hop, so
+        # a burst in one band is not drowned by small rises everywhere else.
+        recent = np.lib.stride_tricks.sliding_window_view(joined[:-1], ONSET_MEMORY_HOPS, axis=0).max(axis=2)
+        flux = np.maximum(0.0, bands - recent).max(axis=1)
+        # The flux of hop i is the step from hop i-1 into hop i: an onset at hop i's start.
+        times = self._audio_time + np.arange(n) * hop / self._rate
+        self._sound.add(times, flux)
+        voice = cumulative[:, self._voice_edges[1]] - cumulative[:, self._voice_edges[0]]
+        self._voice.add(times + 0.5 * hop / self._rate, np.log10(voice + 1e-7))
+        self._sound.filled_until = self._voice.filled_until = float(times[-1]) + hop / self._rate
+        self._last_bands = joined[-ONSET_MEMORY_HOPS:]
+        rest = block[used:]
+        self._audio_time += used / self._rate
+        self._samples = [rest] if rest.shape[0] else []
+        self._pending = rest.shape[0]
+
+    # --- windows ------------------------------------------------------------------
+
+    def _analyse(self, final: bool, end: float = 0.0) -> list[Event]:
+        o = self.options
+        margin = o.max_offset_ms / 1000.0
+        known = end if final else min(self._picture.filled_until, self._sound.filled_until) - margin
+        latest = max(self._picture.filled_until, self._sound.filled_until)
+        if not final and self._next_window + 2 * o.window_s < latest - margin:
+            # One track has stopped or never started: nothing to compare until it is back,
+            # and nothing of the other worth keeping.
+            self._next_window = latest - margin - o.window_s
+            for grid in (self._picture, self._mouth, self._sound, self._voice):
+                grid.trim(self._next_window - margin - 0.1)
+        events: list[Event] = []
+        while self._next_window + o.window_s <= known:
+            events += self._window(self._next_window, self._next_window + o.window_s)
+            self._next_window += o.hop_s
+            for grid in (self._picture, self._mouth, self._sound, self._voice):
+                grid.trim(self._next_window - margin - 0.1)
+        if final:
+            # The tail: one window ending at the end, unless the last one nearly did; an
+            # input shorter than a window is analysed whole.
+            covered = self.windows[-1].end if self.windows else 0.0
+            if (self.windows and end - covered >= 0.5 * o.hop_s) or (not self.windows and end >= o.min_window_s):
+                events += self._window(max(0.0, end - o.window_s), end)
+        return events
+
+    def _window(self, start: float, stop: float) -> list[Event]:
+        self.windows.append(self._estimate(start, stop))
+        return self._track(self.windows[-1])
+
+    def _estimate(self, start: float, stop: float) -> WindowEstimate:
+        o = self.options
+        lag = int(round(o.max_offset_ms / 1000 * GRID_HZ))
+        reach = lag / GRID_HZ
+        # Sharp events (cuts, flashes) against sound onsets ...
+        sharp = None
+        picture = _smooth(self._picture.span(start, stop))
+        if _distinct_onsets(picture) >= o.min_cues:
+            # Chance correlations grow as a window shrinks (fewer independent bins): a
+            # short input has to match better.
+            needed = o.min_confidence * float(np.sqrt(max(1.0, o.window_s / max(stop - start, 1e-3))))
+            sound = _smooth(self._sound.span(start - reach, stop + reach))
+            sharp = self._correlate(picture, sound, lag, needed)
+        if sharp is not None and sharp[1] >= o.strong_correlation:
+            return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
+        # ... and a moving mouth against the loudness of the voice: lips move for as
+        # long as a syllable sounds, so these are levels, not onsets. On a talking head
+        # the picture's own onsets (nods, the encoder's keyframes) are a weaker guide.
+        mouth = self._mouth.level(start, stop)
+        voice = self._voice.level(start - reach, stop + reach)
+        if mouth is not None and voice is not None:
+            # Levels far below the voice are all "quiet": digital silence (a cut, padding)
+            # must not weigh more than room tone.
+            voice = np.maximum(voice, voice.max() - VOICE_RANGE_DECADES)
+            lips = self._correlate(gaussian_filter1d(mouth, MOUTH_SMOOTH_BINS),
+                                   gaussian_filter1d(voice, MOUTH_SMOOTH_BINS), lag, o.min_mouth_confidence)
+            if lips is not None:
+                return WindowEstimate(start, stop, *lips[:2], "mouth", *lips[2:])
+        if sharp is not None:
+            return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
+        return WindowEstimate(start, stop, None, 0.0, "none")
+
+    def _correlate(self, picture: np.ndarray, sound: np.ndarray, lag: int, min_confidence: float) -> tuple[float, float, float, float] | None:
+        """(offset_ms, confidence, peak, rival) of the clearest lag, or None when nothing stands out."""
+        o = self.options
+        n = picture.size
+        v = picture - picture.mean()
+        v_norm = float(np.sqrt(np.dot(v, v)))
+        if v_norm <= 1e-9:
+            return None
+        products = np.correlate(sound, v, mode="valid")  # index k: sound shifted by k - lag bins
+        # Pearson correlation per lag: the sound's mean and energy over each shifted span.
+        csum = np.concatenate([[0.0], np.cumsum(sound)])
+        csq = np.concatenate([[0.0], np.cumsum(sound * sound)])
+        sums = csum[n:] - csum[:-n]
+        energy = csq[n:] - csq[:-n] - sums * sums / n
+        corr = products / (v_norm * np.sqrt(np.maximum(energy, 1e-12)))
+        peak = int(np.argmax(corr))
+        top = float(corr[peak])
+        gap = int(round(o.min_rival_gap_ms / 1000 * GRID_HZ))
+        far = np.abs(np.arange(corr.size) - peak) > gap
+        rival = float(corr[far].max()) if far.any() else 0.0
+        # The peak's height, discounted when a rival comes close to it.
+        confidence = min(1.0, top) * min(1.0, 0.5 + 5.0 * (top - rival))
+        if confidence < min_confidence or peak in (0, corr.size - 1):
+            return None  # weak, ambiguous, or at the edge of the search (the truth may lie beyond)
+        shift = 0.0
+        if 0 < peak < corr.size - 1:
+            a, b, c = corr[peak - 1], corr[peak], corr[peak + 1]
+            denom = a - 2 * b + c
+            if denom < 0:
+                shift = float(np.clip(0.5 * (a - c) / denom, -0.5, 0.5))
+        offset_ms = (peak + shift - lag) * 1000.0 / GRID_HZ
+        return offset_ms, round(confidence, 3), top, rival
+
+    # --- events -------------------------------------------------------------------
+
+    def _out_of_sync(self, offset_ms: float) -> bool:
+        return offset_ms > self.options.lag_ms or offset_ms < -self.options.lead_ms
+
+    def _track(self, window: WindowEstimate) -> list[Event]:
+        if window.offset_ms is None:
+            return []  # abstentions neither open nor close a stretch
+        if self._out_of_sync(window.offset_ms):
+            if self._run and window.start - self._run[-1].end > self.options.merge_gap_s:
+                closed = self._close()
+                self._run = [window]
+                return closed
+            self._run.append(window)
+            return []
+        return self._close()
+
+    def _close(self) -> list[Event]:
+        run, self._run = self._run, []
+        if not run:
+            return []
+        offset = statistics.median(w.offset_ms for w in run if w.offset_ms is not None)
+        return [Event(
+            kind="av.sync",
+            start=run[0].start,
+            end=run[-1].end,
+            severity=Severity.MAJOR if abs(offset) >= self.options.major_after_ms else Severity.MINOR,
+            confidence=round(statistics.mean(w.confidence for w in run), 3),
+            details={"offset_ms": round(offset), "windows": len(run),
+                     "cue": statistics.mode(w.cue for w in run)},
+        )]
+
+    def finish(self, end: float) -> list[Event]:
+        self._flush_video()
+        self._flush_audio()
+        return self._analyse(final=True, end=end) + self._close()
+
+
+def _smooth(signal: np.ndarray) -> np.ndarray:
+    """A 3-bin binomial blur: peaks a bin or two apart overlap, and a parabola fits the top."""
+    if signal.size < 3:
+        return signal
+    padded = np.concatenate([[signal[0]], signal, [signal[-1]]])
+    return 0.25 * padded[:-2] + 0.5 * padded[1:-1] + 0.25 * padded[2:]
+
+
+def _distinct_onsets(signal: np.ndarray) -> int:
+    """Local maxima well above the signal's typical level: flashes, cuts, mouths opening."""
+    if signal.size < 3:
+        return 0
+    floor = float(np.median(signal))
+    spread = float(np.median(np.abs(signal - floor))) + 1e-9
+    high = signal > max(floor + 8 * spread, 0.25 * float(signal.max()))
+    peaks = high[1:-1] & (signal[1:-1] >= signal[:-2]) & (signal[1:-1] > signal[2:])
+    return int(np.count_nonzero(peaks))

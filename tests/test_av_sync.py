@@ -1,0 +1,103 @@
+"""av.sync on real encoded media: flashes and beeps with known offsets, in-sync and cue-less
+content, and a real talking head with its soundtrack shifted."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+
+from streamqc.detectors.av_sync import AvSyncDetector, WindowEstimate
+from streamqc.evaluation.scoring import Label, aggregate, match_case
+from streamqc.events import Event, Severity
+from streamqc.media import StreamNote
+from streamqc.pipeline import DetectorChain
+from streamqc.sources import SourceOptions, open_media
+from streamqc.synth.audio import Beeps, programme
+from streamqc.synth.content import Flashes, MovingObjects, TexturePan
+from streamqc.synth.defects import AvOffset
+from streamqc.synth.encode import AudioCodec, VideoCodec, encode_scenario
+from streamqc.synth.recipes import face_case
+from streamqc.synth.scenario import Scenario
+from tests.media import AUDIO_SPEC, VIDEO_SPEC
+
+SECONDS = 10.0
+# Irregular instants: a periodic pattern would let a lag of one period pass for sync.
+FLASHES_S = (0.8, 2.1, 4.5, 5.7, 7.6, 9.0)
+
+
+def flashes_and_beeps(path: pathlib.Path, offset_ms: float, music: bool = True) -> pathlib.Path:
+    frames = [VIDEO_SPEC.index_at(t) for t in FLASHES_S]
+    video = Flashes(MovingObjects(VIDEO_SPEC, 5, grain_sigma=1.5), frames)
+    base = programme(AUDIO_SPEC, 5, "music" if music else "speech")
+    audio = Beeps(base, [AUDIO_SPEC.sample_at(VIDEO_SPEC.time_of(i)) for i in frames], level_dbfs=-9)
+    scenario = Scenario(video, audio, SECONDS, [AvOffset(offset_ms, AUDIO_SPEC.sample_rate, SECONDS)])
+    encode_scenario(scenario, path, "ts", VideoCodec("h264", bitrate_bps=800_000), AudioCodec("aac"))
+    return path
+
+
+def av_sync(path: pathlib.Path) -> tuple[list[Event], list[WindowEstimate]]:
+    """The detector alone over a file, as `check` feeds it; its events and window estimates."""
+    detector = AvSyncDetector()
+    chain = DetectorChain([detector])
+    events, end = [], 0.0
+    with open_media(str(path), SourceOptions()) as reader:
+        for buffer in reader:
+            if isinstance(buffer, StreamNote):
+                end = max(end, buffer.time) if buffer.kind == "end" else end
+                continue
+            end = max(end, buffer.time + buffer.duration)
+            events += chain.feed(buffer)
+    return events + chain.finish(end), detector.windows
+
+
+@pytest.mark.parametrize("offset_ms", [220.0, -110.0])
+def test_known_offset_is_found_within_20_ms(tmp_path: pathlib.Path, offset_ms: float) -> None:
+    events, windows = av_sync(flashes_and_beeps(tmp_path / "sync.ts", offset_ms))
+    assert len(events) == 1, events
+    event = events[0]
+    assert event.kind == "av.sync" and event.severity in (Severity.MINOR, Severity.MAJOR)
+    assert abs(event.details["offset_ms"] - offset_ms) <= 20
+    assert event.start == pytest.approx(0.0) and event.end == pytest.approx(SECONDS, abs=0.1)
+    assert event.details["windows"] == len([w for w in windows if w.offset_ms is not None]) >= 2
+
+
+def test_in_sync_content_raises_nothing_but_is_measured(tmp_path: pathlib.Path) -> None:
+    events, windows = av_sync(flashes_and_beeps(tmp_path / "insync.ts", 0.0, music=False))
+    assert events == []
+    measured = [w.offset_ms for w in windows if w.offset_ms is not None]
+    assert measured and all(abs(m) <= 20 for m in measured)
+
+
+def test_content_without_cues_abstains(tmp_path: pathlib.Path) -> None:
+    # A slow pan under music: nothing in the picture starts when a sound does.
+    scenario = Scenario(TexturePan(VIDEO_SPEC, 9, speed_px_s=40), programme(AUDIO_SPEC, 9, "music"), SECONDS,
+                        [AvOffset(300.0, AUDIO_SPEC.sample_rate, SECONDS)])
+    path = tmp_path / "calm.ts"
+    encode_scenario(scenario, path, "ts", VideoCodec("h264", bitrate_bps=800_000), AudioCodec("aac"))
+    events, windows = av_sync(path)
+    assert events == []
+    assert windows and all(w.offset_ms is None and w.cue == "none" for w in windows)
+
+
+def test_scorer_reports_the_offset_error() -> None:
+    label = Label("av.sync", 0.0, 10.0, {"offset_ms": 200})
+    event = Event("av.sync", 0.0, 10.0, details={"offset_ms": 185})
+    table = aggregate([match_case([event], [label])])
+    assert table["av.sync"].tp == 1
+    assert table["av.sync"].offset_median_ms == 15
+    assert table["av.sync"].to_dict()["offset_median_ms"] == 15
+
+
+def test_real_talking_head_with_late_audio(tmp_path: pathlib.Path, shared_media: pathlib.Path) -> None:
+    clip = shared_media / "LipNet-GRID" / "brbk7n.mpg"
+    if not clip.is_file():
+        pytest.skip(f"{clip} not found (the GRID clips of the shared media folder)")
+    built = face_case(clip, 300.0, AUDIO_SPEC)
+    assert built is not None, f"{clip}: no video, no audio or unreadable"
+    path = tmp_path / "face.ts"
+    encode_scenario(built.scenario, path, "ts", VideoCodec("h264", bitrate_bps=800_000), AudioCodec("aac"))
+    events, windows = av_sync(path)
+    assert [w.cue for w in windows] == ["mouth"], windows  # a 3 s clip: one window, the lips
+    assert len(events) == 1 and events[0].kind == "av.sync"
+    assert abs(events[0].details["offset_ms"] - 300) <= 60
