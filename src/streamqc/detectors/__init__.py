@@ -2,6 +2,7 @@
 
 from streamqc.detectors.base import Detector
 from streamqc.detectors.black import BlackDetector
+from streamqc.detectors.click import ClickDetector
 from streamqc.detectors.clipping import ClippingDetector
 from streamqc.detectors.decode_error import DecodeErrorDetector
 from streamqc.detectors.discontinuity import DiscontinuityDetector
@@ -11,15 +12,18 @@ from streamqc.detectors.freeze import FreezeDetector
 from streamqc.detectors.loudness import LoudnessDetector
 from streamqc.detectors.missing_track import MissingTrackDetector
 from streamqc.detectors.silence import SilenceDetector
+from streamqc.detectors.stutter import StutterDetector
 
 # The order events of one instant are produced in; each name is an options namespace.
 ALL_DETECTORS: tuple[type[Detector], ...] = (
     FreezeDetector,
     BlackDetector,
+    StutterDetector,
     DecodeErrorDetector,
     SilenceDetector,
     DropoutDetector,
     ClippingDetector,
+    ClickDetector,
     LoudnessDetector,
     DiscontinuityDetector,
     FormatChangeDetector,
