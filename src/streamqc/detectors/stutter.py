@@ -41,12 +41,12 @@ class StutterOptions:
     motion_window_frames: int = 15  # ... and the median difference of this many frames is motion too (not a
     # freeze whose picture an encoder keeps refreshing)
     max_repeat_frames: int = 2  # longer runs of repeated pictures are a pause, not a repeat (3:2 holds 2)
-    hole_ratio: float = 1.5  # a timestamp gap this many frame periods long has held slots
+    hole_ratio: float = 1.75  # a timestamp gap this many frame periods long has held slots (webcams jitter by half a period)
     max_hole_s: float = 0.5  # longer gaps are stream discontinuities, not dropped frames
     min_holds: int = 3  # held slots that make a stutter event (one or two are a glitch, not a stutter)
     merge_gap_s: float = 2.0  # held slots closer than this are one stutter event
     major_after_holds: int = 10  # a stutter with this many held slots or more is major
-    cadence_holds: int = 5  # held slots at near-equal intervals that make a cadence
+    cadence_holds: int = 4  # held slots at near-equal intervals that make a cadence
     max_cadence_slots: int = 30  # a cadence repeats within this many frame periods
 
 
@@ -160,7 +160,9 @@ class StutterDetector(Detector):
         return cycles * shortest <= interval <= cycles * longest
 
     def _find_cadence(self) -> list[Event]:
-        need = self.options.cadence_holds
+        # A cadence already known changes only on twice the evidence: the holds of a
+        # stutter inside a cadenced picture can fall at near-equal intervals for a while.
+        need = self.options.cadence_holds * (1 if self._cadence is None else 2)
         latest = self._holds[-need:]
         if len(latest) < need:
             return []
@@ -168,16 +170,17 @@ class StutterDetector(Detector):
         shortest, longest = int(intervals.min()), int(intervals.max())
         if shortest < 2 or longest > self.options.max_cadence_slots or longest - shortest > 1:
             return []
+        first = self._cadence is None
         self._cadence = (shortest, longest)
         self._cadence_slot = latest[-1].slot
         for hold in latest:
             hold.cadence = True
-        # Held slots before these, while the cadence was being recognised, kept to it too.
-        anchor = latest[0].slot
-        for hold in reversed(self._holds[: -need]):
-            if hold.cadence or self._keeps_cadence(anchor - hold.slot):
-                hold.cadence = True
-                anchor = hold.slot
+        if first:  # held slots before these, while the cadence was being recognised, kept to it too
+            anchor = latest[0].slot
+            for hold in reversed(self._holds[:-need]):
+                if self._keeps_cadence(anchor - hold.slot):
+                    hold.cadence = True
+                    anchor = hold.slot
         if self._cadence_reported:
             return []
         self._cadence_reported = True
@@ -199,7 +202,7 @@ class StutterDetector(Detector):
         """Report the stutter whose last held slot is `merge_gap_s` old."""
         stutter = [h for h in self._holds if not h.cadence]
         if not stutter:
-            del self._holds[: -self.options.cadence_holds]  # enough to recognise a cadence
+            del self._holds[: -2 * self.options.cadence_holds]  # enough to recognise a cadence
             return []
         if now - stutter[-1].time <= self.options.merge_gap_s:
             return []
