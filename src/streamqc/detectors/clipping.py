@@ -30,7 +30,7 @@ from streamqc.media import AudioChunk
 class ClippingOptions:
     level_dbfs: float = -0.01  # samples at or above this magnitude (dBFS) are at full scale
     min_run_samples: int = 3  # consecutive full-scale samples in one channel that make a clipped run
-    merge_gap_s: float = 0.5  # runs of one channel closer than this are one event
+    merge_gap_s: float = 1.0  # runs of one channel closer than this are one event (a pause in a hot passage does not split it)
     major_after_runs: int = 10  # a burst with this many runs or more is major
 
 
@@ -80,7 +80,7 @@ class ClippingDetector(Detector):
         channels: list[int] = []
         if samples.max() < level and samples.min() > -level:  # the common case: nowhere near full scale
             if not self._open:
-                return sorted(events, key=lambda e: e.start)
+                return sorted(events, key=lambda e: (e.start, e.details["channel"]))
             for channel, (start, length) in self._open.items():
                 starts.append(np.array([start]))
                 lengths.append(np.array([length]))
@@ -116,7 +116,7 @@ class ClippingDetector(Detector):
                 channels.append(channel)
         if starts:
             self._merge(events, starts, lengths, channels, rate)
-        return sorted(events, key=lambda e: e.start)
+        return sorted(events, key=lambda e: (e.start, e.details["channel"]))
 
     def _merge(self, events: list[Event], starts: list, lengths: list, channels: list[int], rate: int) -> None:
         """Fold this chunk's finished runs of each channel into its burst; closed bursts go to `events`."""
@@ -153,7 +153,7 @@ class ClippingDetector(Detector):
             self._merge(events, starts, lengths, [channel for channel, _ in opened], self._rate)
         events += [self._event(burst) for burst in self._bursts.values()]
         self._bursts.clear()
-        return sorted(events, key=lambda e: e.start)
+        return sorted(events, key=lambda e: (e.start, e.details["channel"]))
 
     def _event(self, burst: _Burst) -> Event:
         return Event(
