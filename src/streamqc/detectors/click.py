@@ -43,8 +43,8 @@ from streamqc.media import AudioChunk
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClickOptions:
-    ratio_db: float = 16.0  # a click's sample peak over the RMS of the louder of its two contexts
-    step_ratio_db: float = 15.0  # its largest sample-to-sample step over the RMS of the steps around it
+    ratio_db: float = 16.5  # a click's sample peak over the RMS of the louder of its two contexts
+    step_ratio_db: float = 19.0  # its largest sample-to-sample step over the RMS of the steps around it
     margin_db: float = 4.0  # its peak over every other sample peak within neighbourhood_s
     # quieter clicks are not reported: at that level real recordings have isolated
     # acoustic ticks (a raindrop on the microphone, a lip click, the last crunch of a bite)
