@@ -4,7 +4,7 @@ Both come down to a "held slot": a frame period in which no new picture appeared
 It shows in the timestamps (a gap of two or more frame periods: frames were dropped,
 or a muxer left out duplicates) or in the pictures (a picture identical to the one
 before, while the pictures around it move: a repeated frame). Pictures are compared
-on a sparse grid of luma samples (about 80 across): a repeated picture differs from
+on a sparse grid of luma samples (about 50 across): a repeated picture differs from
 its predecessor by coding noise only, a moving one by much more.
 
 Frame-rate conversion holds slots on a schedule: 25 to 30 fps every 6th, 24 to 30 fps
@@ -30,12 +30,12 @@ import numpy as np
 
 from streamqc.detectors.base import Detector
 from streamqc.events import Event, Severity
-from streamqc.media import VideoFrame
+from streamqc.media import ANALYSIS_STEP, VideoFrame
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StutterOptions:
-    grid_columns: int = 80  # luma samples compared across the picture (and as many rows, square spacing)
+    grid_columns: int = 48  # luma samples compared across the picture, at most (rows at the same spacing)
     motion_levels: float = 2.0  # RMS difference (8-bit luma) of the pictures around a repeat: moving
     repeat_ratio: float = 0.3  # a picture differing less than this fraction of that is a repeat
     motion_window_frames: int = 15  # ... and the median difference of this many frames is motion too (not a
@@ -77,6 +77,7 @@ class StutterDetector(Detector):
         self._cadence_slot: int | None = None  # the last held slot that kept to the cadence
         self._differences: collections.deque[float] = collections.deque(maxlen=self.options.motion_window_frames)
         self._frame_period = 0.0
+        self._since_median = 0
 
     # -- per frame -------------------------------------------------------------------
     def feed(self, frame: VideoFrame) -> list[Event]:
@@ -107,8 +108,13 @@ class StutterDetector(Detector):
 
     def _grid(self, frame: VideoFrame) -> np.ndarray:
         luma = frame.luma
-        spacing = max(1, luma.shape[1] // self.options.grid_columns)
-        grid = luma[::spacing, ::spacing].astype(np.float32)
+        # A multiple of the shared thumbnail's step: where another detector has made
+        # frame.small already (freeze, black), the grid is a free subsample of it.
+        step = max(1, luma.shape[1] // (self.options.grid_columns * ANALYSIS_STEP)) * ANALYSIS_STEP
+        small = frame.__dict__.get("small")
+        if small is not None:
+            return small[:: step // ANALYSIS_STEP, :: step // ANALYSIS_STEP].astype(np.float32)
+        grid = luma[::step, ::step].astype(np.float32)
         if frame.bit_depth > 8:
             grid *= 1.0 / (1 << (frame.bit_depth - 8))
         return grid
@@ -117,7 +123,14 @@ class StutterDetector(Detector):
         """The input's frame period: the typical gap, which held slots do not move."""
         if gap > 0:
             self._gaps.append(gap)
-        self._frame_period = float(np.median(self._gaps)) if len(self._gaps) >= 5 else duration
+        # The median is worth recomputing only while it is young or when a gap is unusual.
+        usual = abs(gap - self._frame_period) <= 0.05 * self._frame_period
+        if len(self._gaps) >= 5 and (len(self._gaps) < self._gaps.maxlen or not usual or self._since_median >= 30):
+            self._frame_period = float(np.median(self._gaps))
+            self._since_median = 0
+        elif len(self._gaps) < 5:
+            self._frame_period = duration
+        self._since_median += 1
         return self._frame_period
 
     def _repeats(self) -> list[Event]:
@@ -200,6 +213,8 @@ class StutterDetector(Detector):
 
     def _close(self, now: float) -> list[Event]:
         """Report the stutter whose last held slot is `merge_gap_s` old."""
+        if not self._holds:
+            return []
         stutter = [h for h in self._holds if not h.cadence]
         if not stutter:
             del self._holds[: -2 * self.options.cadence_holds]  # enough to recognise a cadence
