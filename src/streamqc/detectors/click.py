@@ -26,7 +26,7 @@ context. Quiet ticks under `min_peak_dbfs` are not reported.
 Cost: per 1 ms window one energy sum (the contexts come from running sums of those),
 then one comparison of every sample with its window's threshold; only the rare samples
 above it (candidates) are looked at one by one. A click is reported `isolation_s`
-after it (the time it takes to know it was alone); the first and last `context_s` +
+(and up to 0.25 s more: windows are judged a few chunks at a time) after it; the first and last `context_s` +
 `guard_s` of the input have no full context and are not judged.
 """
 
@@ -116,6 +116,8 @@ class ClickDetector(Detector):
             energy = np.einsum("cij,cij->ci", per_channel, per_channel, dtype=np.float64)
             self._samples = np.concatenate((self._samples, per_channel), axis=1)
             self._energy = np.concatenate((self._energy, energy), axis=1)
+            if self._energy.shape[1] - (self._judged - self._base) < self._batch:
+                continue  # judge a few chunks at a time: numpy's cost per call outweighs the work
             self._find()
             frontier = self._origin + self._judged * self._step
             events += self._decide(frontier - self.options.isolation_s)
@@ -131,6 +133,7 @@ class ClickDetector(Detector):
         self._guard = max(1, int(round(self.options.guard_s / self._step)))
         self._context = max(2, int(round(self.options.context_s / self._step)))
         self._reach = max(self._guard + 1, int(round(self.options.neighbourhood_s / self._step)))
+        self._batch = self._guard + self._context + int(round(0.25 / self._step))
         self._samples = np.zeros((channels, 0, size), np.float32)
         self._energy = np.zeros((channels, 0), np.float64)
         self._base = 0
@@ -149,9 +152,9 @@ class ClickDetector(Detector):
         self._judged = end
         sums = np.zeros((self._channels, self._energy.shape[1] + 1), np.float64)
         np.cumsum(self._energy, axis=1, out=sums[:, 1:])
-        index = np.arange(first, last)
-        before = sums[:, index - guard] - sums[:, index - guard - context]
-        after = sums[:, index + guard + 1 + context] - sums[:, index + guard + 1]
+        before = sums[:, first - guard : last - guard] - sums[:, first - guard - context : last - guard - context]
+        after = (sums[:, first + guard + 1 + context : last + guard + 1 + context]
+                 - sums[:, first + guard + 1 : last + guard + 1])
         mean_square = np.maximum(before, after) / (context * self._size)
         threshold = np.maximum(self._transient_ratio * mean_square, self._min_peak).astype(np.float32)
         block = self._samples[:, first:last]
@@ -242,4 +245,6 @@ class ClickDetector(Detector):
 
     def finish(self, end: float) -> list[Event]:
         # What is still waiting heard no transient after it up to the end of the input.
+        if self._rate:
+            self._find()
         return self._decide(float("inf"))
