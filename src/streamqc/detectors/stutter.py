@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 
 import numpy as np
 
@@ -98,8 +99,8 @@ class StutterDetector(Detector):
         elif gap > self.options.max_hole_s or gap <= 0:
             self._recent.clear()  # a discontinuity: what came before says nothing of this picture
         self._slot += slots
-        step = picture - previous
-        difference = float(np.sqrt(np.dot(step.ravel(), step.ravel()) / step.size))
+        step = (picture - previous).ravel()
+        difference = math.sqrt(float(np.dot(step, step)) / step.size)
         self._recent.append((frame.time, self._slot, difference))
         self._differences.append(difference)
         events += self._repeats()
