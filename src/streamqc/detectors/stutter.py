@@ -49,6 +49,7 @@ class StutterOptions:
     major_after_holds: int = 10  # a stutter with this many held slots or more is major
     cadence_holds: int = 4  # held slots at near-equal intervals that make a cadence
     max_cadence_slots: int = 30  # a cadence repeats within this many frame periods
+    batch_frames: int = 15  # pictures compared in one go (events come up to this many frames later)
 
 
 @dataclasses.dataclass(slots=True)
@@ -66,7 +67,8 @@ class StutterDetector(Detector):
 
     def __init__(self, options: StutterOptions | None = None) -> None:
         super().__init__(options)
-        self._previous: np.ndarray | None = None
+        self._previous: np.ndarray | None = None  # the last picture of the last batch
+        self._batch: list[tuple[float, float, np.ndarray]] = []  # (time, duration, grid) not compared yet
         self._last_time: float | None = None
         self._slot = 0  # frame periods counted so far
         self._gaps: collections.deque[float] = collections.deque(maxlen=15)
@@ -82,15 +84,44 @@ class StutterDetector(Detector):
 
     # -- per frame -------------------------------------------------------------------
     def feed(self, frame: VideoFrame) -> list[Event]:
-        events: list[Event] = []
         picture = self._grid(frame)
-        previous, self._previous = self._previous, picture
-        last_time, self._last_time = self._last_time, frame.time
-        if previous is None or previous.shape != picture.shape or last_time is None:
+        events: list[Event] = []
+        if self._batch and self._batch[-1][2].shape != picture.shape:
+            events = self._run_batch()
+        # Pictures are compared a batch at a time: one vectorised difference for many
+        # frames costs less than numpy's per-call overhead on each.
+        self._batch.append((frame.time, frame.duration, picture))
+        if len(self._batch) > self.options.batch_frames:
+            events += self._run_batch()
+        return events
+
+    def _run_batch(self) -> list[Event]:
+        batch, self._batch = self._batch, []
+        previous = self._previous
+        pictures = np.stack([p for _, _, p in batch])
+        differences = [float("nan")] * len(batch)
+        if previous is not None and previous.shape == pictures.shape[1:]:
+            pictures = np.concatenate((previous[None], pictures))
+            first = 0
+        else:
+            first = 1  # the first picture, or a new size: nothing to compare it with
+        steps = (pictures[1:] - pictures[:-1]).reshape(pictures.shape[0] - 1, -1)
+        rms = np.sqrt(np.einsum("ij,ij->i", steps, steps) / steps.shape[1]).tolist()
+        differences[first:] = rms
+        self._previous = batch[-1][2]
+        events: list[Event] = []
+        for (time, duration, _), difference in zip(batch, differences):
+            events += self._step(time, duration, difference)
+        return events
+
+    def _step(self, time: float, duration: float, difference: float) -> list[Event]:
+        last_time, self._last_time = self._last_time, time
+        if last_time is None or difference != difference:  # the first picture, or a new size
             self._recent.clear()
-            return events
-        gap = frame.time - last_time
-        period = self._period(gap, frame.duration)
+            return []
+        events: list[Event] = []
+        gap = time - last_time
+        period = self._period(gap, duration)
         slots = 1
         if period > 0 and self.options.hole_ratio * period <= gap <= self.options.max_hole_s:
             slots = int(round(gap / period))
@@ -99,12 +130,10 @@ class StutterDetector(Detector):
         elif gap > self.options.max_hole_s or gap <= 0:
             self._recent.clear()  # a discontinuity: what came before says nothing of this picture
         self._slot += slots
-        step = (picture - previous).ravel()
-        difference = math.sqrt(float(np.dot(step, step)) / step.size)
-        self._recent.append((frame.time, self._slot, difference))
+        self._recent.append((time, self._slot, difference))
         self._differences.append(difference)
         events += self._repeats()
-        events += self._close(frame.time)
+        events += self._close(time)
         return events
 
     def _grid(self, frame: VideoFrame) -> np.ndarray:
@@ -115,10 +144,10 @@ class StutterDetector(Detector):
         small = frame.__dict__.get("small")
         if small is not None:
             return small[:: step // ANALYSIS_STEP, :: step // ANALYSIS_STEP].astype(np.float32)
-        grid = luma[::step, ::step].astype(np.float32)
+        grid = luma[::step, ::step]
         if frame.bit_depth > 8:
-            grid *= 1.0 / (1 << (frame.bit_depth - 8))
-        return grid
+            grid = grid >> (frame.bit_depth - 8)  # the 8-bit scale of frame.small
+        return grid.astype(np.float32)
 
     def _period(self, gap: float, duration: float) -> float:
         """The input's frame period: the typical gap, which held slots do not move."""
@@ -249,6 +278,7 @@ class StutterDetector(Detector):
         )
 
     def finish(self, end: float) -> list[Event]:
+        events = self._run_batch() if self._batch else []
         stutter = [h for h in self._holds if not h.cadence]
         self._holds = []
-        return self._events(stutter)
+        return events + self._events(stutter)
