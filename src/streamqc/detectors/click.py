@@ -1,7 +1,7 @@
 """audio.click: isolated clicks, pops and discontinuities.
 
 A click is a few samples the waveform could not have reached from its neighbourhood:
-an impulse, a splice that steps the waveform for a moment, a damaged frame. Three
+an impulse, a splice that steps the waveform for a moment, a damaged frame. Four
 things set it apart from the transients of programme (drum hits, plosives, crunches):
 
 - it stands far out of its surroundings: its sample peak is `ratio_db` above the RMS of
@@ -26,8 +26,9 @@ context. Quiet ticks under `min_peak_dbfs` are not reported.
 Cost: per 1 ms window one energy sum (the contexts come from running sums of those),
 then one comparison of every sample with its window's threshold; only the rare samples
 above it (candidates) are looked at one by one. A click is reported `isolation_s`
-(and up to 0.25 s more: windows are judged a few chunks at a time) after it; the first and last `context_s` +
-`guard_s` of the input have no full context and are not judged.
+after it, and up to 0.25 s more (windows are judged a few chunks at a time); the
+first and last `context_s` + `guard_s` of the input have no full context and are not
+judged.
 """
 
 from __future__ import annotations
@@ -45,13 +46,13 @@ from streamqc.media import AudioChunk
 class ClickOptions:
     ratio_db: float = 16.5  # a click's sample peak over the RMS of the louder of its two contexts
     step_ratio_db: float = 19.0  # its largest sample-to-sample step over the RMS of the steps around it
-    margin_db: float = 4.0  # its peak over every other sample peak within neighbourhood_s
-    # quieter clicks are not reported: at that level real recordings have isolated
-    # acoustic ticks (a raindrop on the microphone, a lip click, the last crunch of a bite)
-    min_peak_dbfs: float = -18.0
     # ... unless it towers this far over every peak near it (a step whose edges a codec
     # rounded off is not sharp, but nothing around it comes close)
     towering_margin_db: float = 7.0
+    margin_db: float = 4.0  # its peak over every other sample peak within neighbourhood_s
+    # quieter clicks are not reported: at that level real recordings (rain, speech, the
+    # end of a bite in the crunching clip) have isolated ticks that stand out as much
+    min_peak_dbfs: float = -18.0
     transient_ratio_db: float = 14.0  # a neighbour standing out this much is another transient
     isolation_s: float = 0.5  # a click has no other transient within this, either side ...
     rival_db: float = 10.0  # ... that is less than this much quieter than the click
