@@ -26,7 +26,7 @@ context. Quiet ticks under `min_peak_dbfs` are not reported.
 Cost: per 1 ms window one energy sum (the contexts come from running sums of those),
 then one comparison of every sample with its window's threshold; only the rare samples
 above it (candidates) are looked at one by one. A click is reported `isolation_s`
-after it, and up to 0.25 s more (windows are judged a few chunks at a time); the
+after it, and up to `batch_s` more (audio is analysed a few chunks at a time); the
 first and last `context_s` + `guard_s` of the input have no full context and are not
 judged.
 """
@@ -61,6 +61,7 @@ class ClickOptions:
     guard_s: float = 0.004  # the click's own smear (codec ringing), left out of its contexts
     window_s: float = 0.001  # energy is summed per window of this length
     major_peak_dbfs: float = -6.0  # a click this loud is a major pop
+    batch_s: float = 0.25  # audio analysed in one go (clicks are reported up to this much later)
 
 
 @dataclasses.dataclass(slots=True)
@@ -106,8 +107,32 @@ class ClickDetector(Detector):
         self._judged = 0  # absolute index of the first window not judged yet
         self._transients: list[_Transient] = []  # found, waiting to know whether they are alone
         self._decided: list[_Transient] = []  # decided on, still near enough to be another's neighbour
+        self._queued: list[AudioChunk] = []  # chunks not analysed yet
+        self._queued_s = 0.0
 
     def feed(self, chunk: AudioChunk) -> list[Event]:
+        # Chunks are taken a few at a time: numpy's cost per call outweighs the work on one.
+        queued = self._queued
+        if queued and (chunk.sample_rate != queued[0].sample_rate or chunk.samples.shape[1] != queued[0].samples.shape[1]):
+            events = self._analyse(self._joined())
+        else:
+            events = []
+        queued.append(chunk)
+        self._queued_s += chunk.duration
+        if self._queued_s >= self.options.batch_s:
+            events += self._analyse(self._joined())
+        return events
+
+    def _joined(self) -> AudioChunk:
+        chunks, self._queued, self._queued_s = self._queued, [], 0.0
+        if len(chunks) == 1:
+            return chunks[0]
+        first = chunks[0]
+        # Joined along the sample axis of the transposed (channel-major) views.
+        samples = np.concatenate([c.samples.T for c in chunks], axis=1).T
+        return AudioChunk(first.time, samples, first.sample_rate, first.format)
+
+    def _analyse(self, chunk: AudioChunk) -> list[Event]:
         events: list[Event] = []
         for start, windows, rate in self._windows.push(chunk):
             per_channel = windows.transpose(2, 0, 1)  # (channels, n, size): rows contiguous in channel-major audio
@@ -117,8 +142,6 @@ class ClickDetector(Detector):
             energy = np.einsum("cij,cij->ci", per_channel, per_channel, dtype=np.float64)
             self._samples = np.concatenate((self._samples, per_channel), axis=1)
             self._energy = np.concatenate((self._energy, energy), axis=1)
-            if self._energy.shape[1] - (self._judged - self._base) < self._batch:
-                continue  # judge a few chunks at a time: numpy's cost per call outweighs the work
             self._find()
             frontier = self._origin + self._judged * self._step
             events += self._decide(frontier - self.options.isolation_s)
@@ -134,7 +157,6 @@ class ClickDetector(Detector):
         self._guard = max(1, int(round(self.options.guard_s / self._step)))
         self._context = max(2, int(round(self.options.context_s / self._step)))
         self._reach = max(self._guard + 1, int(round(self.options.neighbourhood_s / self._step)))
-        self._batch = self._guard + self._context + int(round(0.25 / self._step))
         self._samples = np.zeros((channels, 0, size), np.float32)
         self._energy = np.zeros((channels, 0), np.float64)
         self._base = 0
@@ -245,7 +267,6 @@ class ClickDetector(Detector):
         )
 
     def finish(self, end: float) -> list[Event]:
+        events = self._analyse(self._joined()) if self._queued else []
         # What is still waiting heard no transient after it up to the end of the input.
-        if self._rate:
-            self._find()
-        return self._decide(float("inf"))
+        return events + self._decide(float("inf"))
