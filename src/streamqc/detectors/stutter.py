@@ -4,7 +4,7 @@ Both come down to a "held slot": a frame period in which no new picture appeared
 It shows in the timestamps (a gap of two or more frame periods: frames were dropped,
 or a muxer left out duplicates) or in the pictures (a picture identical to the one
 before, while the pictures around it move: a repeated frame). Pictures are compared
-on a sparse grid of luma samples (about 50 across): a repeated picture differs from
+on a sparse grid of luma samples (about 80 across): a repeated picture differs from
 its predecessor by coding noise only, a moving one by much more.
 
 Frame-rate conversion holds slots on a schedule: 25 to 30 fps every 6th, 24 to 30 fps
@@ -36,7 +36,7 @@ from streamqc.media import ANALYSIS_STEP, VideoFrame
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class StutterOptions:
-    grid_columns: int = 48  # luma samples compared across the picture, at most (rows at the same spacing)
+    grid_columns: int = 80  # luma samples compared across the picture, at most (rows at the same spacing)
     motion_levels: float = 2.0  # RMS difference (8-bit luma) of the pictures around a repeat: moving
     repeat_ratio: float = 0.3  # a picture differing less than this fraction of that is a repeat
     motion_window_frames: int = 15  # ... and the median difference of this many frames is motion too (not a
