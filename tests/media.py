@@ -7,7 +7,7 @@ from fractions import Fraction
 from typing import Sequence
 
 from streamqc.synth.audio import programme
-from streamqc.synth.content import MovingObjects, TexturePan
+from streamqc.synth.content import Cadence, MovingObjects, TexturePan
 from streamqc.synth.defects import Defect
 from streamqc.synth.encode import AudioCodec, VideoCodec, encode_scenario
 from streamqc.synth.scenario import Scenario
@@ -27,16 +27,19 @@ def make_clip(
     content: str = "objects",
     spec: VideoSpec = VIDEO_SPEC,
     seed: int = 3,
+    programme_kind: str = "music",
 ) -> pathlib.Path:
     if content == "night":
         picture = TexturePan(spec, seed, night=True)
     elif content == "pan":
         picture = TexturePan(spec, seed)
+    elif content == "cadence":  # a pan with a duplicate every 5th frame (24 -> 30 fps style)
+        picture = Cadence(TexturePan(spec, seed), every=5)
     else:
         picture = MovingObjects(spec, seed, grain_sigma=1.5)
     scenario = Scenario(
         video=picture if video else None,
-        audio=programme(AUDIO_SPEC, seed, "music") if audio else None,
+        audio=programme(AUDIO_SPEC, seed, programme_kind) if audio else None,
         duration_s=seconds,
         defects=list(defects),
     )

@@ -30,7 +30,7 @@ def test_clipped_second_inside_programme_is_one_event(tmp_path):
     path = write_audio(tmp_path / "clipped.wav", samples, codec="pcm_s16le")
     (event,) = clipping_events(path)
     assert event.start == pytest.approx(2.0, abs=0.1) and event.end == pytest.approx(3.0, abs=0.1)
-    assert event.details["channels"] == [0]
+    assert event.details["channel"] == 0
     assert event.details["runs"] >= 1000  # both crests of 1000 cycles
     assert event.details["longest_run_samples"] >= 14  # a third of a 48-sample cycle
     assert event.severity.value == "major"
@@ -43,9 +43,19 @@ def test_clipping_survives_a_lossy_codec(tmp_path):
     this detector's to find.)"""
     samples = programme_at(-20, 6)
     samples[96000:144000] = driven_sine(1.0)[:, None]
-    (event,) = clipping_events(write_audio(tmp_path / "clipped.ts", samples, codec="mp2"))
-    assert event.start == pytest.approx(2.0, abs=0.1) and event.end == pytest.approx(3.0, abs=0.1)
-    assert event.details["channels"] == [0, 1]
+    events = clipping_events(write_audio(tmp_path / "clipped.ts", samples, codec="mp2"))
+    assert [e.details["channel"] for e in events] == [0, 1]  # one event per clipped channel
+    for event in events:
+        assert event.start == pytest.approx(2.0, abs=0.1) and event.end == pytest.approx(3.0, abs=0.1)
+
+
+def test_each_channel_clipped_on_its_own_is_its_own_event(tmp_path):
+    """Left clips 1.0-2.0 s, right 3.0-4.0 s: two events, each naming its channel and time."""
+    samples = programme_at(-20, 6)
+    samples[48000:96000, 0] = driven_sine(1.0)
+    samples[144000:192000, 1] = driven_sine(1.0)
+    events = clipping_events(write_audio(tmp_path / "sides.wav", samples, codec="pcm_s16le"))
+    assert [(e.details["channel"], round(e.start), round(e.end)) for e in events] == [(0, 1, 2), (1, 3, 4)]
 
 
 def test_loud_master_touching_full_scale_is_not_clipping(tmp_path):
@@ -74,7 +84,7 @@ def test_runs_across_chunk_boundaries_count_once():
         events += detector.finish(0.1)
         (event,) = events
         assert event.details == {
-            "channels": [1],
+            "channel": 1,
             "runs": 1,
             "longest_run_samples": 40,
             "longest_run_ms": 0.83,
@@ -85,16 +95,16 @@ def test_runs_across_chunk_boundaries_count_once():
 
 
 def test_bursts_further_apart_than_the_merge_gap_are_separate():
-    samples = np.zeros((96000, 1), np.float32)
-    for at in (4800, 9600, 60000):  # 0.1 s and 0.2 s: one burst; 1.25 s: another
+    samples = np.zeros((144000, 1), np.float32)
+    for at in (4800, 9600, 96000):  # 0.1 s and 0.2 s: one burst; 2.0 s: another
         samples[at : at + 5] = 1.0
     detector = ClippingDetector(ClippingOptions())
     fmt = AudioFormat(48000, 1, "mono")
     events = []
-    for start in range(0, 96000, 5120):
+    for start in range(0, 144000, 5120):
         events += detector.feed(AudioChunk(start / 48000, samples[start : start + 5120], 48000, fmt))
-    events += detector.finish(2.0)
-    assert [(round(e.start, 2), e.details["runs"]) for e in events] == [(0.1, 2), (1.25, 1)]
+    events += detector.finish(3.0)
+    assert [(round(e.start, 2), e.details["runs"]) for e in events] == [(0.1, 2), (2.0, 1)]
 
 
 def test_broken_mp2_frames_of_a_real_capture(shared_media):
@@ -102,12 +112,11 @@ def test_broken_mp2_frames_of_a_real_capture(shared_media):
     audio decodes with bursts of full-scale noise where frames were damaged: 253 samples
     at ±1.0 in 0.5 s, nearly all single samples or pairs, and six runs of 4 samples (two
     channels). The decoded sound really does hit the rails for several samples in a row,
-    so this is reported, as one minor event (few runs, 83 µs at most); the cause (the
+    so this is reported, as one minor event per channel (few runs, 83 µs at most); the cause (the
     damaged packets) is what the decode-error and TS events name. The audio precedes the
     first picture by 1.4 s, so the event sits at 0 on the media clock."""
     result = check_input(str(shared_media / "tsduck-test/test-143.ts"))
-    (event,) = [e for e in result.events if e.kind == "audio.clipping"]
-    assert event.severity.value == "minor"
-    assert event.details["channels"] == [0, 1]
-    assert event.details["runs"] == 6 and event.details["longest_run_samples"] == 4
-    assert event.start == 0.0
+    events = sorted((e for e in result.events if e.kind == "audio.clipping"), key=lambda e: e.details["channel"])
+    assert [(e.details["channel"], e.details["runs"], e.details["longest_run_samples"]) for e in events] == [
+        (0, 2, 4), (1, 4, 4)]
+    assert all(e.severity.value == "minor" and e.start == 0.0 for e in events)

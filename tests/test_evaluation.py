@@ -69,6 +69,19 @@ def test_kinds_must_agree():
     assert not score.matches and len(score.misses) == 1 and len(score.false_alarms) == 1
 
 
+def test_per_channel_kinds_match_on_their_channel():
+    """Clipping on both channels is two labels; an event names one channel and takes its label."""
+    labels = [Label("audio.clipping", 2.0, 4.0, {"channel": 0}), Label("audio.clipping", 2.0, 4.0, {"channel": 1})]
+    right = Event("audio.clipping", 2.1, 3.9, details={"channel": 1})
+    score = match_case([right], labels)
+    assert [m.label.details["channel"] for m in score.matches] == [1]
+    assert [m.details["channel"] for m in score.misses] == [0]
+    wrong = match_case([Event("audio.clipping", 2.1, 3.9, details={"channel": 1})], labels[:1])
+    assert not wrong.matches and len(wrong.false_alarms) == 1
+    click = match_case([Event("audio.click", 2.05, 2.051)], [Label("audio.click", 2.0, 2.01)])  # 0.1 s tolerance
+    assert len(click.matches) == 1
+
+
 def test_one_to_one_greedy_by_overlap():
     # Both events overlap the label; the larger overlap wins, the other is a false alarm.
     small, big = ev(FREEZE, 0.0, 2.0), ev(FREEZE, 1.0, 9.0)

@@ -3,6 +3,7 @@
 from streamqc.detectors.av_sync import AvSyncDetector
 from streamqc.detectors.base import Detector
 from streamqc.detectors.black import BlackDetector
+from streamqc.detectors.click import ClickDetector
 from streamqc.detectors.clipping import ClippingDetector
 from streamqc.detectors.corruption import CorruptionDetector
 from streamqc.detectors.decode_error import DecodeErrorDetector
@@ -13,16 +14,19 @@ from streamqc.detectors.freeze import FreezeDetector
 from streamqc.detectors.loudness import LoudnessDetector
 from streamqc.detectors.missing_track import MissingTrackDetector
 from streamqc.detectors.silence import SilenceDetector
+from streamqc.detectors.stutter import StutterDetector
 
 # The order events of one instant are produced in; each name is an options namespace.
 ALL_DETECTORS: tuple[type[Detector], ...] = (
     FreezeDetector,
     BlackDetector,
+    StutterDetector,
     DecodeErrorDetector,
     CorruptionDetector,
     SilenceDetector,
     DropoutDetector,
     ClippingDetector,
+    ClickDetector,
     LoudnessDetector,
     DiscontinuityDetector,
     FormatChangeDetector,

@@ -4,9 +4,11 @@ A signal driven past full scale comes out with flat tops: several consecutive sa
 at (or, from a float decoder, beyond) ±1.0. A loud master that merely touches 0 dBFS
 does so with single samples, or two, so a run must be at least `min_run_samples` long
 (3: a 1 kHz tone at 48 kHz clipped by only 0.1 dB already flattens 3 samples of every
-crest). Runs in any channel closer together than `merge_gap_s` are one event (one
-burst of distortion), whose details say which channels clipped, how many runs there
-were and how long the longest was.
+crest). Clipping is reported per channel, as the issue and the corpus labels have it (a
+hot feed often clips one side only, and a fix is per channel): runs of one channel
+closer together than `merge_gap_s` are one event (one burst of distortion in that
+channel), whose details name the channel, how many runs there were and how long the
+longest was. A passage clipped in both channels is two events over the same time.
 
 Per chunk, the common case (nothing near full scale) costs one pass for the peak;
 runs are found with vectorised edges only in chunks that reach full scale, and a run
@@ -28,7 +30,7 @@ from streamqc.media import AudioChunk
 class ClippingOptions:
     level_dbfs: float = -0.01  # samples at or above this magnitude (dBFS) are at full scale
     min_run_samples: int = 3  # consecutive full-scale samples in one channel that make a clipped run
-    merge_gap_s: float = 0.5  # runs closer than this (any channel) are one event
+    merge_gap_s: float = 1.0  # runs of one channel closer than this are one event (a pause in a hot passage does not split it)
     major_after_runs: int = 10  # a burst with this many runs or more is major
 
 
@@ -39,7 +41,7 @@ class _Burst:
     runs: int
     longest: int  # samples
     clipped: int  # samples in runs
-    channels: set[int]
+    channel: int
     rate: int
 
 
@@ -53,7 +55,7 @@ class ClippingDetector(Detector):
         self._level = np.float32(10.0 ** (self.options.level_dbfs / 20.0))
         # channel -> (start time, samples so far) of a run still at full scale when the last chunk ended
         self._open: dict[int, tuple[float, int]] = {}
-        self._burst: _Burst | None = None
+        self._bursts: dict[int, _Burst] = {}  # channel -> its burst still open
         self._rate = 0
 
     def feed(self, chunk: AudioChunk) -> list[Event]:
@@ -66,21 +68,19 @@ class ClippingDetector(Detector):
             self._open.clear()  # a run does not go on across a format change
             self._rate = chunk.sample_rate
         rate = self._rate
-        burst = self._burst
-        if (
-            burst is not None
-            and chunk.time - burst.end > self.options.merge_gap_s
-            and all(start - burst.end > self.options.merge_gap_s for start, _ in self._open.values())
-        ):
-            events.append(self._event(burst))
-            self._burst = None
+        for channel, burst in list(self._bursts.items()):
+            carried = self._open.get(channel)
+            if chunk.time - burst.end > self.options.merge_gap_s and (
+                carried is None or carried[0] - burst.end > self.options.merge_gap_s
+            ):
+                events.append(self._event(self._bursts.pop(channel)))
         level = self._level
         starts: list[np.ndarray] = []
         lengths: list[np.ndarray] = []
         channels: list[int] = []
         if samples.max() < level and samples.min() > -level:  # the common case: nowhere near full scale
             if not self._open:
-                return events
+                return sorted(events, key=lambda e: (e.start, e.details["channel"]))
             for channel, (start, length) in self._open.items():
                 starts.append(np.array([start]))
                 lengths.append(np.array([length]))
@@ -116,39 +116,32 @@ class ClippingDetector(Detector):
                 channels.append(channel)
         if starts:
             self._merge(events, starts, lengths, channels, rate)
-        return events
+        return sorted(events, key=lambda e: (e.start, e.details["channel"]))
 
     def _merge(self, events: list[Event], starts: list, lengths: list, channels: list[int], rate: int) -> None:
-        """Fold this chunk's finished runs (per channel) into bursts; closed bursts go to `events`."""
-        keep = [length >= self.options.min_run_samples for length in lengths]
-        start = np.concatenate([s[k] for s, k in zip(starts, keep)])
-        if not start.size:
-            return
-        length = np.concatenate([v[k] for v, k in zip(lengths, keep)])
-        channel = np.concatenate([np.full(int(k.sum()), c) for c, k in zip(channels, keep)])
-        order = np.argsort(start, kind="stable")
-        start, length, channel = start[order], length[order], channel[order]
-        end = start + length / rate
+        """Fold this chunk's finished runs of each channel into its burst; closed bursts go to `events`."""
         gap = self.options.merge_gap_s
-        reach = np.maximum.accumulate(end)
-        breaks = np.flatnonzero(start[1:] - reach[:-1] > gap) + 1
-        bounds = np.concatenate(([0], breaks, [start.size]))
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            first, last = float(start[lo]), float(reach[hi - 1])
-            group = length[lo:hi]
-            burst = self._burst
-            if burst is not None and first - burst.end <= gap:
-                burst.end = max(burst.end, last)
-                burst.start = min(burst.start, first)
-                burst.runs += int(group.size)
-                burst.longest = max(burst.longest, int(group.max()))
-                burst.clipped += int(group.sum())
-                burst.channels.update(channel[lo:hi].tolist())
-            else:
+        for start, length, channel in zip(starts, lengths, channels):
+            keep = length >= self.options.min_run_samples
+            start, length = start[keep], length[keep]
+            if not start.size:
+                continue
+            end = start + length / rate
+            breaks = np.flatnonzero(start[1:] - end[:-1] > gap) + 1
+            bounds = np.concatenate(([0], breaks, [start.size]))
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                first, last = float(start[lo]), float(end[hi - 1])
+                group = length[lo:hi]
+                burst = self._bursts.get(channel)
+                if burst is not None and first - burst.end <= gap:
+                    burst.end = max(burst.end, last)
+                    burst.runs += int(group.size)
+                    burst.longest = max(burst.longest, int(group.max()))
+                    burst.clipped += int(group.sum())
+                    continue
                 if burst is not None:
                     events.append(self._event(burst))
-                members = set(channel[lo:hi].tolist())
-                self._burst = _Burst(first, last, int(group.size), int(group.max()), int(group.sum()), members, rate)
+                self._bursts[channel] = _Burst(first, last, int(group.size), int(group.max()), int(group.sum()), channel, rate)
 
     def finish(self, end: float) -> list[Event]:
         events: list[Event] = []
@@ -158,10 +151,9 @@ class ClippingDetector(Detector):
             starts = [np.array([start]) for _, (start, _) in opened]
             lengths = [np.array([length]) for _, (_, length) in opened]
             self._merge(events, starts, lengths, [channel for channel, _ in opened], self._rate)
-        if self._burst is not None:
-            events.append(self._event(self._burst))
-            self._burst = None
-        return events
+        events += [self._event(burst) for burst in self._bursts.values()]
+        self._bursts.clear()
+        return sorted(events, key=lambda e: (e.start, e.details["channel"]))
 
     def _event(self, burst: _Burst) -> Event:
         return Event(
@@ -171,7 +163,7 @@ class ClippingDetector(Detector):
             severity=Severity.MAJOR if burst.runs >= self.options.major_after_runs else Severity.MINOR,
             confidence=0.9,
             details={
-                "channels": sorted(burst.channels),
+                "channel": burst.channel,
                 "runs": burst.runs,
                 "longest_run_samples": burst.longest,
                 "longest_run_ms": round(burst.longest * 1000.0 / burst.rate, 2),

@@ -5,6 +5,8 @@ The rules are the scoring contract in docs/corpus-format.md:
   `slack_s` (0.1 s) of tolerance at either end;
 - a point label (start == end, e.g. `stream.discontinuity`) matches an event whose
   interval comes within `point_tolerance_s` (0.5 s) of the point;
+- a label and an event that both name a `channel` in their details (per-channel
+  kinds: `audio.clipping`) match only when it is the same channel;
 - each label and each event is matched at most once, greedily, largest overlap first;
 - an unmatched event that overlaps an `ignore` interval of its kind counts as nothing.
 
@@ -144,6 +146,9 @@ def _gap(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
 
 def _candidate_overlap(label: Label, event: Event, slack_s: float, point_tolerance_s: float) -> float | None:
     """The overlap that ranks this pair in the greedy match, or None when they cannot match."""
+    label_channel, event_channel = label.details.get("channel"), event.details.get("channel")
+    if label_channel is not None and event_channel is not None and label_channel != event_channel:
+        return None
     gap = _gap(label.start, label.end, event.start, event.end)
     tolerance = point_tolerance_s if label.is_point else slack_s
     if gap > tolerance + 1e-9:

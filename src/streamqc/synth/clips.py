@@ -20,6 +20,7 @@ import av
 import numpy as np
 
 from streamqc.synth.audio import Loop, normalise, to_channels
+from streamqc.synth.labels import Annotations, Ignore
 from streamqc.synth.spec import AudioSpec, VideoSpec, planes
 
 # Clips with motion and a known, decodable layout (see shared/media/MANIFEST.md).
@@ -55,6 +56,17 @@ FACE_CLIPS = (
     "SadTalker/WDA_AlexandriaOcasioCortez_000.mp4",
     "SadTalker/WDA_KatieHill_000.mp4",
 )
+
+# Clips whose own frames repeat (exact duplicates between moving pictures: d12 and d20 at
+# irregular intervals, chaplin and d6 at a cadence). Resampled to a case's frame rate
+# their repeats fall irregularly: real stutter that no label describes, so a case
+# showing one of them does not score video.stutter false alarms.
+REPEATING_CLIPS = frozenset({
+    "LivePortrait/d12.mp4",
+    "LivePortrait/d20.mp4",
+    "LivePortrait/d6.mp4",
+    "moviepy/chaplin.mp4",
+})
 AUDIO_CLIPS = (
     "librosa-data/Kevin_MacLeod_-_Vibe_Ace.ogg",
     "librosa-data/Hungarian_Dance_number_5_-_Allegro_in_F_sharp_minor_(string_orchestra).ogg",
@@ -352,3 +364,17 @@ def _aligned_audio(path: Path, rate: int) -> np.ndarray | None:
     mono = np.concatenate(chunks).astype(np.float32)
     lead = int(round((first_audio - first_video) * rate))
     return np.concatenate([np.zeros(lead, np.float32), mono]) if lead >= 0 else mono[-lead:]
+
+def own_repeats(video: object, duration_s: float) -> Annotations:
+    """Ignore video.stutter over a case whose picture shows a clip of REPEATING_CLIPS."""
+    pending, seen = [video], set()
+    while pending:
+        content = pending.pop()
+        if content is None or id(content) in seen:
+            continue
+        seen.add(id(content))
+        if isinstance(content, ClipContent):
+            if f"{content.info.path.parent.name}/{content.info.path.name}" in REPEATING_CLIPS:
+                return Annotations(ignore=[Ignore("video.stutter", 0.0, duration_s)])
+        pending += list(getattr(content, "_sources", ())) + [getattr(content, "_base", None)]
+    return Annotations()

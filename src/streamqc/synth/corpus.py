@@ -137,6 +137,7 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
     ann = Annotations()
     ann.extend(sc.annotations())
     ann.extend(built.extra)
+    ann.extend(clips.own_repeats(sc.video, sc.duration_s))
     with tempfile.TemporaryDirectory(prefix=f"streamqc-{plan.case_id}-") as tmp:
         damage_plan = built.post.get("damage")
         rewrite = damage_plan is not None or built.post.get("jump")

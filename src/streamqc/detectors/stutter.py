@@ -1,0 +1,284 @@
+"""video.stutter: dropped or repeated frames in moving video; video.cadence: a regular pattern of them.
+
+Both come down to a "held slot": a frame period in which no new picture appeared.
+It shows in the timestamps (a gap of two or more frame periods: frames were dropped,
+or a muxer left out duplicates) or in the pictures (a picture identical to the one
+before, while the pictures around it move: a repeated frame). Pictures are compared
+on a sparse grid of luma samples (about 80 across): a repeated picture differs from
+its predecessor by coding noise only, a moving one by much more.
+
+Frame-rate conversion holds slots on a schedule: 25 to 30 fps every 6th, 24 to 30 fps
+every 5th, 30 to 60 fps every 2nd. When the last `cadence_holds` held slots come at
+intervals that differ by at most one slot, the input has a cadence: it is reported once
+as an info note (`video.cadence`, not a defect), and held slots that keep to it (at a
+multiple of its interval, as low motion hides some) are not stutter. Held slots off
+any cadence are stutter: `min_holds` of them with less than `merge_gap_s` between
+neighbours are one `video.stutter` event, reported once `merge_gap_s` has passed
+without another (by then a cadence that was still being recognised has been).
+
+A picture that skips ahead with evenly spaced timestamps (a dropped frame re-timed)
+has no sure sign in one picture difference, so stutter is found from its repeats and
+timestamp gaps.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+
+import numpy as np
+
+from streamqc.detectors.base import Detector
+from streamqc.events import Event, Severity
+from streamqc.media import ANALYSIS_STEP, VideoFrame
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StutterOptions:
+    grid_columns: int = 80  # luma samples compared across the picture, at most (rows at the same spacing)
+    motion_levels: float = 2.0  # RMS difference (8-bit luma) of the pictures around a repeat: moving
+    repeat_ratio: float = 0.3  # a picture differing less than this fraction of that is a repeat
+    motion_window_frames: int = 15  # ... and the median difference of this many frames is motion too (not a
+    # freeze whose picture an encoder keeps refreshing)
+    max_repeat_frames: int = 2  # longer runs of repeated pictures are a pause, not a repeat (3:2 holds 2)
+    hole_ratio: float = 1.75  # a timestamp gap this many frame periods long has held slots (webcams jitter by half a period)
+    max_hole_s: float = 0.5  # longer gaps are stream discontinuities, not dropped frames
+    min_holds: int = 3  # held slots that make a stutter event (one or two are a glitch, not a stutter)
+    merge_gap_s: float = 2.0  # held slots closer than this are one stutter event
+    major_after_holds: int = 10  # a stutter with this many held slots or more is major
+    cadence_holds: int = 4  # held slots at near-equal intervals that make a cadence
+    max_cadence_slots: int = 30  # a cadence repeats within this many frame periods
+    batch_frames: int = 15  # pictures compared in one go (events come up to this many frames later)
+
+
+@dataclasses.dataclass(slots=True)
+class _Hold:
+    time: float
+    slot: int  # index of the held slot on the input's frame-period count
+    source: str  # "timestamps" | "pictures"
+    cadence: bool = False
+
+
+class StutterDetector(Detector):
+    name = "stutter"
+    Options = StutterOptions
+    accepts = (VideoFrame,)
+
+    def __init__(self, options: StutterOptions | None = None) -> None:
+        super().__init__(options)
+        self._previous: np.ndarray | None = None  # the last picture of the last batch
+        self._batch: list[tuple[float, float, np.ndarray]] = []  # (time, duration, grid) not compared yet
+        self._last_time: float | None = None
+        self._slot = 0  # frame periods counted so far
+        self._gaps: collections.deque[float] = collections.deque(maxlen=15)
+        # The last pictures' differences, waiting for the one after them: (time, slot, difference).
+        self._recent: collections.deque[tuple[float, int, float]] = collections.deque(maxlen=self.options.max_repeat_frames + 2)
+        self._holds: list[_Hold] = []  # held slots of the stutter being gathered (and cadence candidates)
+        self._cadence: tuple[int, int] | None = None  # (shortest, longest) interval in slots
+        self._cadence_reported = False
+        self._cadence_slot: int | None = None  # the last held slot that kept to the cadence
+        self._differences: collections.deque[float] = collections.deque(maxlen=self.options.motion_window_frames)
+        self._frame_period = 0.0
+        self._since_median = 0
+
+    # -- per frame -------------------------------------------------------------------
+    def feed(self, frame: VideoFrame) -> list[Event]:
+        picture = self._grid(frame)
+        events: list[Event] = []
+        if self._batch and self._batch[-1][2].shape != picture.shape:
+            events = self._run_batch()
+        # Pictures are compared a batch at a time: one vectorised difference for many
+        # frames costs less than numpy's per-call overhead on each.
+        self._batch.append((frame.time, frame.duration, picture))
+        if len(self._batch) > self.options.batch_frames:
+            events += self._run_batch()
+        return events
+
+    def _run_batch(self) -> list[Event]:
+        batch, self._batch = self._batch, []
+        previous = self._previous
+        pictures = np.stack([p for _, _, p in batch])
+        differences = [float("nan")] * len(batch)
+        if previous is not None and previous.shape == pictures.shape[1:]:
+            pictures = np.concatenate((previous[None], pictures))
+            first = 0
+        else:
+            first = 1  # the first picture, or a new size: nothing to compare it with
+        steps = (pictures[1:] - pictures[:-1]).reshape(pictures.shape[0] - 1, -1)
+        rms = np.sqrt(np.einsum("ij,ij->i", steps, steps) / steps.shape[1]).tolist()
+        differences[first:] = rms
+        self._previous = batch[-1][2]
+        events: list[Event] = []
+        for (time, duration, _), difference in zip(batch, differences):
+            events += self._step(time, duration, difference)
+        return events
+
+    def _step(self, time: float, duration: float, difference: float) -> list[Event]:
+        last_time, self._last_time = self._last_time, time
+        if last_time is None or difference != difference:  # the first picture, or a new size
+            self._recent.clear()
+            return []
+        events: list[Event] = []
+        gap = time - last_time
+        period = self._period(gap, duration)
+        slots = 1
+        if period > 0 and self.options.hole_ratio * period <= gap <= self.options.max_hole_s:
+            slots = int(round(gap / period))
+            for k in range(1, slots):
+                events += self._hold(last_time + k * period, self._slot + k, "timestamps")
+        elif gap > self.options.max_hole_s or gap <= 0:
+            self._recent.clear()  # a discontinuity: what came before says nothing of this picture
+        self._slot += slots
+        self._recent.append((time, self._slot, difference))
+        self._differences.append(difference)
+        events += self._repeats()
+        events += self._close(time)
+        return events
+
+    def _grid(self, frame: VideoFrame) -> np.ndarray:
+        luma = frame.luma
+        # A multiple of the shared thumbnail's step: where another detector has made
+        # frame.small already (freeze, black), the grid is a free subsample of it.
+        step = max(1, luma.shape[1] // (self.options.grid_columns * ANALYSIS_STEP)) * ANALYSIS_STEP
+        small = frame.__dict__.get("small")
+        if small is not None:
+            return small[:: step // ANALYSIS_STEP, :: step // ANALYSIS_STEP].astype(np.float32)
+        grid = luma[::step, ::step]
+        if frame.bit_depth > 8:
+            grid = grid >> (frame.bit_depth - 8)  # the 8-bit scale of frame.small
+        return grid.astype(np.float32)
+
+    def _period(self, gap: float, duration: float) -> float:
+        """The input's frame period: the typical gap, which held slots do not move."""
+        if gap > 0:
+            self._gaps.append(gap)
+        # The median is worth recomputing only while it is young or when a gap is unusual.
+        usual = abs(gap - self._frame_period) <= 0.05 * self._frame_period
+        if len(self._gaps) >= 5 and (len(self._gaps) < self._gaps.maxlen or not usual or self._since_median >= 30):
+            self._frame_period = float(np.median(self._gaps))
+            self._since_median = 0
+        elif len(self._gaps) < 5:
+            self._frame_period = duration
+        self._since_median += 1
+        return self._frame_period
+
+    def _repeats(self) -> list[Event]:
+        """A run of 1..max_repeat_frames still pictures between two moving ones: repeats."""
+        recent = self._recent
+        ratio, after = self.options.repeat_ratio, recent[-1][2]
+        if after < self.options.motion_levels:
+            return []
+        length = 0
+        while length + 2 <= len(recent) and recent[-2 - length][2] < ratio * after:
+            length += 1
+        if length == 0 or length + 2 > len(recent):
+            return []  # no still picture before this one, or a pause longer than a repeat
+        moving = min(recent[-2 - length][2], after)
+        run = [recent[-1 - k] for k in range(length, 0, -1)]
+        if moving < self.options.motion_levels or any(r[2] >= ratio * moving for r in run):
+            return []
+        if float(np.median(self._differences)) < self.options.motion_levels:
+            return []  # mostly still: an encoder refreshing a frozen picture, not moving video
+        events: list[Event] = []
+        for time, slot, _ in run:
+            events += self._hold(time, slot, "pictures")
+        return events
+
+    # -- held slots: cadence or stutter -----------------------------------------------
+    def _hold(self, time: float, slot: int, source: str) -> list[Event]:
+        hold = _Hold(time, slot, source)
+        self._holds.append(hold)
+        if self._cadence is not None and self._cadence_slot is not None and self._keeps_cadence(slot - self._cadence_slot):
+            hold.cadence = True
+            self._cadence_slot = slot
+            return []
+        return self._find_cadence()
+
+    def _keeps_cadence(self, interval: int) -> bool:
+        """Whether two held slots `interval` apart fit the cadence (low motion may hide some between)."""
+        assert self._cadence is not None
+        shortest, longest = self._cadence
+        cycles = max(1, round(interval / ((shortest + longest) / 2)))
+        return cycles * shortest <= interval <= cycles * longest
+
+    def _find_cadence(self) -> list[Event]:
+        # A cadence already known changes only on twice the evidence: the holds of a
+        # stutter inside a cadenced picture can fall at near-equal intervals for a while.
+        need = self.options.cadence_holds * (1 if self._cadence is None else 2)
+        latest = self._holds[-need:]
+        if len(latest) < need:
+            return []
+        intervals = np.diff([h.slot for h in latest])
+        shortest, longest = int(intervals.min()), int(intervals.max())
+        if shortest < 2 or longest > self.options.max_cadence_slots or longest - shortest > 1:
+            return []
+        first = self._cadence is None
+        self._cadence = (shortest, longest)
+        self._cadence_slot = latest[-1].slot
+        for hold in latest:
+            hold.cadence = True
+        if first:  # held slots before these, while the cadence was being recognised, kept to it too
+            anchor = latest[0].slot
+            for hold in reversed(self._holds[:-need]):
+                if self._keeps_cadence(anchor - hold.slot):
+                    hold.cadence = True
+                    anchor = hold.slot
+        if self._cadence_reported:
+            return []
+        self._cadence_reported = True
+        mean = float(intervals.mean())
+        return [Event(
+            kind="video.cadence",
+            start=latest[0].time,
+            end=latest[-1].time,
+            severity=Severity.INFO,
+            confidence=0.9,
+            details={
+                "held_every_frames": [shortest, longest] if longest != shortest else shortest,
+                "new_frames_fraction": round(1.0 - 1.0 / mean, 3),
+                "from": latest[-1].source,
+            },
+        )]
+
+    def _close(self, now: float) -> list[Event]:
+        """Report the stutter whose last held slot is `merge_gap_s` old."""
+        if not self._holds:
+            return []
+        stutter = [h for h in self._holds if not h.cadence]
+        if not stutter:
+            del self._holds[: -2 * self.options.cadence_holds]  # enough to recognise a cadence
+            return []
+        if now - stutter[-1].time <= self.options.merge_gap_s:
+            return []
+        self._holds = []
+        return self._events(stutter)
+
+    def _events(self, holds: list[_Hold]) -> list[Event]:
+        events: list[Event] = []
+        group: list[_Hold] = []
+        for hold in holds + [None]:  # type: ignore[list-item]
+            if hold is not None and (not group or hold.time - group[-1].time <= self.options.merge_gap_s):
+                group.append(hold)
+                continue
+            if len(group) >= self.options.min_holds:
+                events.append(self._event(group))
+            group = [hold] if hold is not None else []
+        return events
+
+    def _event(self, group: list[_Hold]) -> Event:
+        repeated = sum(1 for h in group if h.source == "pictures")
+        return Event(
+            kind="video.stutter",
+            start=group[0].time,
+            end=group[-1].time + self._frame_period,
+            severity=Severity.MAJOR if len(group) >= self.options.major_after_holds else Severity.MINOR,
+            confidence=0.8,
+            details={"held_frames": len(group), "repeated": repeated, "missing": len(group) - repeated},
+        )
+
+    def finish(self, end: float) -> list[Event]:
+        events = self._run_batch() if self._batch else []
+        stutter = [h for h in self._holds if not h.cadence]
+        self._holds = []
+        return events + self._events(stutter)

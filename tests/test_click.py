@@ -1,0 +1,78 @@
+"""audio.click: isolated clicks found in encoded programme; percussive and dense transients left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from streamqc.check import check_input
+from streamqc.detectors.click import ClickDetector, ClickOptions
+from streamqc.media import AudioChunk
+from streamqc.sources import SourceOptions, open_media
+from streamqc.synth.defects import Clicks
+
+from media import make_clip, sample
+
+CLICK_TIMES = (1.3, 2.6, 3.9, 5.2)
+
+
+def click_events(path, **options) -> list:
+    result = check_input(str(path), options={"click": options} if options else None)
+    return [e for e in result.events if e.kind == "audio.click"]
+
+
+@pytest.mark.parametrize(
+    ("programme", "codec", "container"),
+    [("music", "aac", "ts"), ("speech", "ac3", "mkv"), ("noise", "mp2", "ts")],
+)
+def test_each_injected_click_is_one_event_at_its_time(tmp_path, programme, codec, container):
+    """Impulses and short steps (Clicks draws both), through three lossy codecs, in three programmes."""
+    clicks = Clicks([sample(t) for t in CLICK_TIMES], amplitude=0.8, seed=11)
+    clip = make_clip(tmp_path / f"clicks.{container}", seconds=6.5, defects=[clicks], audio=codec,
+                     container=container, programme_kind=programme, video=None)
+    events = click_events(clip)
+    assert [round(e.start, 1) for e in events] == pytest.approx(list(CLICK_TIMES), abs=0.1)
+    for event in events:
+        assert event.details["channels"] == [0, 1]  # the injected click is in both channels
+        assert event.details["peak_dbfs"] > -10
+        assert event.end - event.start < 0.02
+        assert event.severity.value in ("minor", "major")
+
+
+def test_clean_programme_has_no_click(tmp_path):
+    for programme in ("music", "speech", "noise"):
+        clip = make_clip(tmp_path / f"{programme}.ts", seconds=6.0, programme_kind=programme, video=None)
+        assert click_events(clip) == [], programme
+
+
+def test_a_dense_crackle_is_texture_not_clicks(tmp_path):
+    """Twenty impulses in 0.4 s (crackle, crunching): none of them is isolated."""
+    crackle = Clicks([sample(2.0 + 0.02 * k) for k in range(20)], amplitude=0.8, seed=4)
+    clip = make_clip(tmp_path / "crackle.ts", seconds=5.0, defects=[crackle], video=None)
+    assert click_events(clip) == []
+
+
+def test_quiet_ticks_below_the_floor_are_not_reported(tmp_path):
+    clicks = Clicks([sample(t) for t in CLICK_TIMES], amplitude=0.8, seed=11)
+    clip = make_clip(tmp_path / "clicks.ts", seconds=6.5, defects=[clicks], video=None)
+    assert len(click_events(clip)) == 4
+    assert click_events(clip, min_peak_dbfs=0.0) == []  # no decoded click reaches 0 dBFS
+
+
+def test_events_do_not_depend_on_how_the_audio_is_chunked(tmp_path):
+    clicks = Clicks([sample(t) for t in CLICK_TIMES], amplitude=0.8, seed=11)
+    clip = make_clip(tmp_path / "clicks.ts", seconds=6.5, defects=[clicks], video=None)
+    chunks = [b for b in open_media(str(clip), SourceOptions(video=False)) if isinstance(b, AudioChunk)]
+    samples = np.concatenate([c.samples for c in chunks])
+    first = chunks[0]
+    found = []
+    for size in (4800, 1024, 7777):
+        detector = ClickDetector(ClickOptions())
+        events = []
+        for at in range(0, samples.shape[0], size):
+            part = np.asfortranarray(samples[at : at + size])  # channel-major, like the reader's
+            events += detector.feed(AudioChunk(first.time + at / first.sample_rate, part, first.sample_rate, first.format))
+        events += detector.finish(first.time + samples.shape[0] / first.sample_rate)
+        found.append([(round(e.start, 3), e.details["channels"]) for e in events])
+    assert found[0] == found[1] == found[2]
+    assert len(found[0]) == 4

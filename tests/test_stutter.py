@@ -1,0 +1,89 @@
+"""video.stutter and video.cadence on encoded video: repeats seen in the pictures, drops seen
+in the timestamps, and the regular pattern of a frame-rate conversion told from both."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import pytest
+
+from streamqc.check import check_input
+from streamqc.synth.content import TexturePan
+from streamqc.synth.defects import Stutter
+from streamqc.synth.spec import VideoSpec
+
+from media import frame, make_clip
+
+
+def by_kind(result, kind: str) -> list:
+    return [e for e in result.events if e.kind == kind]
+
+
+def encode_slots(path, slots: list[int], fps: int = 30, seconds: float = 6.0):
+    """A pan in MP4 whose frames carry timestamps `slots` (frame periods): a missing slot
+    is a frame the encoder never got, so the picture jumps where the timestamps do."""
+    spec = VideoSpec(320, 180, Fraction(fps))
+    pan = TexturePan(spec, 5, speed_px_s=150)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        ctx = stream.codec_context
+        ctx.width, ctx.height, ctx.pix_fmt = 320, 180, "yuv420p"
+        ctx.time_base = Fraction(1, fps)
+        ctx.options = {"preset": "ultrafast", "tune": "zerolatency"}
+        for slot in slots:
+            picture = av.VideoFrame.from_ndarray(pan.render(slot), format="yuv420p")
+            picture.pts = slot
+            picture.time_base = Fraction(1, fps)
+            for packet in stream.encode(picture):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_repeated_and_skipped_frames_in_a_pan_are_one_stutter(tmp_path):
+    """Six frames shown twice (each paid back by a skip) between 2 and 5 s of a steady pan."""
+    stutter = Stutter(frame(2.0), frame(5.0), events=6, seed=2)
+    clip = make_clip(tmp_path / "stutter.mp4", seconds=7.0, defects=[stutter], container="mp4", content="pan")
+    result = check_input(str(clip))
+    (label,) = stutter.annotate(VideoSpec(320, 180, Fraction(25)), None).labels
+    (event,) = by_kind(result, "video.stutter")
+    assert event.start < label.end_s and event.end > label.start_s
+    assert event.details["repeated"] >= 4 and event.details["held_frames"] == event.details["repeated"]
+    assert by_kind(result, "video.freeze") == [] and by_kind(result, "video.cadence") == []
+
+
+def test_a_duplicate_every_fifth_frame_is_one_cadence_note(tmp_path):
+    """24 -> 30 fps style pulldown: no stutter, no freeze, one info note, and the check passes."""
+    clip = make_clip(tmp_path / "cadence.ts", seconds=8.0, content="cadence")
+    result = check_input(str(clip))
+    (note,) = by_kind(result, "video.cadence")
+    assert note.severity.value == "info" and not note.is_defect
+    assert note.details["held_every_frames"] == 5 and note.details["from"] == "pictures"
+    assert note.details["new_frames_fraction"] == pytest.approx(0.8)
+    assert by_kind(result, "video.stutter") == [] and by_kind(result, "video.freeze") == []
+    assert not any(e.is_defect for e in result.events)
+
+
+def test_frames_missing_from_the_timestamps_are_stutter(tmp_path):
+    """Seven frames dropped at irregular places within two seconds (a starved encoder)."""
+    dropped = {61, 66, 75, 77, 88, 99, 104}
+    clip = encode_slots(tmp_path / "drops.mp4", [s for s in range(180) if s not in dropped])
+    (event,) = by_kind(check_input(str(clip)), "video.stutter")
+    assert event.details == {"held_frames": 7, "repeated": 0, "missing": 7}
+    assert event.start == pytest.approx(61 / 30, abs=0.01) and event.end == pytest.approx(105 / 30, abs=0.01)
+
+
+def test_a_regular_gap_in_the_timestamps_is_a_cadence(tmp_path):
+    """25 fps material on a 30 fps clock with the duplicates left out (every 6th slot empty)."""
+    clip = encode_slots(tmp_path / "holes.mp4", [s for s in range(180) if s % 6 != 5])
+    result = check_input(str(clip))
+    (note,) = by_kind(result, "video.cadence")
+    assert note.details["held_every_frames"] == 6 and note.details["from"] == "timestamps"
+    assert by_kind(result, "video.stutter") == []
+
+
+def test_a_clean_pan_has_neither(tmp_path):
+    result = check_input(str(make_clip(tmp_path / "pan.mkv", seconds=6.0, container="mkv", content="pan")))
+    assert by_kind(result, "video.stutter") == [] and by_kind(result, "video.cadence") == []
