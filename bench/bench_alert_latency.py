@@ -159,8 +159,7 @@ def run_monitor(path: pathlib.Path, receiver: "Receiver", state: pathlib.Path, t
             while sender.started is None:
                 time.sleep(0.01)
             wall0 = sender.started + offset
-            while sender._thread.is_alive():
-                time.sleep(0.2)
+            sender.wait()
         time.sleep(tail_s)
     finally:
         monitor.send_signal(signal.SIGTERM)

@@ -55,6 +55,11 @@ class UdpTsSender:
         self._thread.start()
         return self
 
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait until the file has been sent (not looping); True when it has."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
     def stall(self, seconds: float) -> None:
         self._stall_until = time.monotonic() + seconds
 
