@@ -1,20 +1,18 @@
 #!/usr/bin/env python
-"""Alert latency: defect onset (media time on a real-time stream) to the webhook receiving it.
+"""Alert latency through the real monitor: defect onset (media time on a real-time stream) to webhook.
 
 One run:
   1. makes (once, cached in bench/.cache/) a 320x180 25 fps H.264 + AAC MPEG-TS clip with
      freezes and black screens at known onsets (the synth generator's defects);
-  2. plays it in real time: each decoded buffer is released at wall0 + its media time, as
-     a live source would deliver it, and goes reader -> DetectorChain -> journal (fsync'd)
-     -> outbox (its own thread and Journal connection, as in the monitor) -> signed webhook
-     POST -> a local receiver on 127.0.0.1, which notes when each open record arrives;
-  3. latency of a defect = arrival of its open record - (wall0 + onset); prints median and
-     p95 against the target: the detector's min_duration_s + 1 s.
-
-The live alert is the detector's `ongoing` event (issue 4, the monitor branch). While the
-detectors in use do not emit one, the bench announces a run itself when the detector's
-RunTracker has lasted min_duration_s (a stand-in reading the detector's `_run`, printed as
-such), which is the moment the detector would announce it.
+  2. starts `streamqc monitor` (a real service: supervisor, one worker process, journal,
+     outbox) on udp://127.0.0.1:PORT, with a `notify:` webhook to a receiver in this
+     process on 127.0.0.1 that notes when each open record first arrives;
+  3. sends the clip there over UDP at the pace of its PCR (tests/peers' UdpTsSender),
+     from the first datagram, once the monitor listens;
+  4. the onset on the wall clock is when the stream's own clock (PCR, as sent) reaches the
+     onset picture's PTS: started + (first PTS - first PCR) + onset. Latency = arrival of
+     the defect's open record (the monitor's live `ongoing` announcement) - that; prints
+     median and p95 against the target: the detector's min_duration_s + 1 s.
 
     .venv/bin/python bench/bench_alert_latency.py [--seconds 90] [--defects 6] [--json out.json]
 """
@@ -23,8 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -32,20 +34,18 @@ import time
 from fractions import Fraction
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from streamqc.events import Event, utc_now_iso
-from streamqc.media import StreamNote
+import av
+
 from streamqc.pipeline import DetectorChain
-from streamqc.sinks.config import Retry
-from streamqc.sinks.journal import Journal
-from streamqc.sinks.notifiers.webhook import WebhookNotifier
-from streamqc.sinks.outbox import Outbox
-from streamqc.sources import SourceOptions, open_media
 from streamqc.synth.audio import programme
 from streamqc.synth.content import MovingObjects
 from streamqc.synth.defects import Black, Freeze
 from streamqc.synth.encode import AudioCodec, VideoCodec, encode_scenario
 from streamqc.synth.scenario import Scenario
 from streamqc.synth.spec import AudioSpec, VideoSpec
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+from peers.udp_sender import PCR_HZ, TS_PACKET, UdpTsSender, pcr_of  # noqa: E402 (the tests' peer)
 
 CACHE = pathlib.Path(__file__).resolve().parent / ".cache"
 SPEC = VideoSpec(320, 180, Fraction(25))
@@ -106,58 +106,70 @@ class Receiver:
         self.server.server_close()
 
 
-class StandIn:
-    """Announces a run once it has lasted min_duration_s, for detectors that do not yet emit `ongoing`."""
-
-    def __init__(self, chain: DetectorChain) -> None:
-        self.watched = [d for d in chain.detectors if d.name in KINDS and hasattr(d, "_run")]
-        self.announced: dict[str, float] = {}
-
-    def poll(self) -> list[Event]:
-        events = []
-        for detector in self.watched:
-            run = detector._run
-            if run.start is None:
-                self.announced.pop(detector.name, None)
-                continue
-            if getattr(detector, "_reference_black", False) or self.announced.get(detector.name) == run.start:
-                continue
-            if run.open_for >= detector.options.min_duration_s:
-                self.announced[detector.name] = run.start
-                events.append(Event(KINDS[detector.name], run.start, run.last_end, ongoing=True,
-                                    details={"duration_s": round(run.open_for, 3)}))
-        return events
+def pts_minus_pcr_s(path: pathlib.Path) -> float:
+    """First video PTS minus first PCR, in seconds: where media time 0 lies on the sender's clock."""
+    data = path.read_bytes()
+    first_pcr = next(p for p in (pcr_of(data[i:i + TS_PACKET]) for i in range(0, len(data), TS_PACKET))
+                     if p is not None)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frame = next(container.decode(stream))
+        first_pts = float(frame.pts * stream.time_base)
+    return first_pts - first_pcr / PCR_HZ
 
 
-def play(path: pathlib.Path, journal: Journal, stream: str) -> tuple[float, bool]:
-    """Real-time playback into the journal; returns (wall0, whether the detectors emitted ongoing events)."""
-    chain = DetectorChain.from_options({})
-    stand_in = StandIn(chain)
-    native = False
-    open_ids: dict[tuple[str, float], str] = {}
-    wall0 = None
-    with open_media(str(path), SourceOptions(threads=1)) as reader:
-        for buffer in reader:
-            if isinstance(buffer, StreamNote):
-                events = chain.feed(buffer)
-            else:
-                if wall0 is None:
-                    wall0 = time.monotonic() - buffer.time
-                delay = wall0 + buffer.time - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                events = chain.feed(buffer)
-            native = native or any(e.ongoing for e in events)
-            if not native:
-                events += stand_in.poll()
-            for event in events:
-                event.stream, event.at = stream, utc_now_iso()
-                key = (event.kind, round(event.start, 3))
-                if event.ongoing:
-                    open_ids[key] = journal.append(event).id
-                else:
-                    journal.append(event, event_id=open_ids.pop(key, None))
-    return (wall0 or time.monotonic()), native
+def udp_bound(port: int) -> bool:
+    wanted = f":{port:04X}"
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = pathlib.Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        if any(line.split()[1].endswith(wanted) for line in lines):
+            return True
+    return False
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_monitor(path: pathlib.Path, receiver: "Receiver", state: pathlib.Path, tail_s: float) -> float:
+    """The clip through `streamqc monitor` in real time; returns the wall clock of media time 0."""
+    port = free_udp_port()
+    config = {"state_dir": str(state), "workers": 1, "streams": [{"id": "bench-1", "url": f"udp://127.0.0.1:{port}"}],
+              "notify": [{"name": "bench", "type": "webhook", "url": receiver.url, "secret": "bench-secret",
+                          "routes": [{"kinds": ["video.*", "audio.*"]}]}]}
+    config_path = state / "streams.yaml"
+    state.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(json.dumps(config))  # JSON is YAML
+    log = open(state / "monitor.log", "w")
+    monitor = subprocess.Popen([sys.executable, "-m", "streamqc", "monitor", "--config", str(config_path)],
+                               stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not udp_bound(port):
+            if monitor.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the monitor did not listen on udp://127.0.0.1:{port}: see {state / 'monitor.log'}")
+            time.sleep(0.05)
+        offset = pts_minus_pcr_s(path)
+        with UdpTsSender(path, port) as sender:
+            while sender.started is None:
+                time.sleep(0.01)
+            wall0 = sender.started + offset
+            sender.wait()
+        time.sleep(tail_s)
+    finally:
+        monitor.send_signal(signal.SIGTERM)
+        try:
+            monitor.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(monitor.pid, signal.SIGKILL)
+            monitor.wait(5)
+        log.close()
+    return wall0
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -172,7 +184,6 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=90.0, help="length of the clip, played in real time")
     parser.add_argument("--defects", type=int, default=6, help="freezes and blacks, alternating")
-    parser.add_argument("--poll-s", type=float, default=0.1, help="the outbox's journal poll interval")
     parser.add_argument("--json", type=pathlib.Path)
     args = parser.parse_args()
 
@@ -181,26 +192,15 @@ def main() -> int:
     min_duration = {KINDS[d.name]: d.options.min_duration_s for d in detectors if d.name in KINDS}
     receiver = Receiver()
     with tempfile.TemporaryDirectory(prefix="streamqc-alert-bench-") as state:
-        journal_path = pathlib.Path(state) / "journal.db"
-        with Journal(journal_path) as journal:
-            outbox = Outbox(journal_path, [(WebhookNotifier("bench", receiver.url, "bench-secret", timeout_s=5.0),
-                                            lambda record, tags, severity: record.phase == "open",
-                                            Retry(initial_s=0.1, max_delay_s=1.0))], poll_s=args.poll_s)
-            stop = threading.Event()
-            worker = threading.Thread(target=outbox.run, args=(stop,), daemon=True)
-            worker.start()
-            print(f"playing {path.name} in real time ({args.seconds:g} s, {len(labels)} defects) ...", file=sys.stderr)
-            wall0, native = play(path, journal, "bench-1")
-            time.sleep(2.0)
-            stop.set()
-            worker.join(10)
-            outbox.close()
-            journaled = {r.key: r for r in journal.read() if r.phase == "open"}
+        print(f"sending {path.name} to `streamqc monitor` in real time ({args.seconds:g} s, {len(labels)} defects) ...",
+              file=sys.stderr)
+        wall0 = run_monitor(path, receiver, pathlib.Path(state), tail_s=3.0)
     receiver.close()
+    opened = {key: item for key, item in receiver.arrivals.items() if key.endswith(":open")}
 
     rows = []
     for kind, onset in labels:
-        found = [(arrived, body) for arrived, body in receiver.arrivals.values()
+        found = [(arrived, body) for arrived, body in opened.values()
                  if body["kind"] == kind and abs(body["start"] - onset) < 1.0]
         if not found:
             rows.append({"kind": kind, "onset_s": onset, "latency_s": None})
@@ -211,15 +211,13 @@ def main() -> int:
                      "target_s": min_duration[kind] + 1.0})
     latencies = [r["latency_s"] for r in rows if r["latency_s"] is not None]
     target = max(min_duration[k] for k, _ in labels) + 1.0
-    source = "the detectors' ongoing events" if native else "bench stand-in (the detectors emit no ongoing events yet)"
-    print(f"live announcements: {source}")
     print(f"{'kind':<14}{'onset s':>9}{'detected s':>12}{'latency s':>11}{'target s':>10}")
     for row in rows:
         latency = "missed" if row["latency_s"] is None else f"{row['latency_s']:.3f}"
         print(f"{row['kind']:<14}{row['onset_s']:>9.2f}{row.get('detected_start_s', float('nan')):>12.2f}"
               f"{latency:>11}{row.get('target_s', target):>10.1f}")
-    summary = {"defects": len(rows), "alerted": len(latencies), "journaled_open": len(journaled),
-               "native_ongoing": native, "target_s": target}
+    summary = {"defects": len(rows), "alerted": len(latencies), "open_records_received": len(opened),
+               "target_s": target}
     if latencies:
         summary.update(median_s=round(statistics.median(latencies), 3), p95_s=round(percentile(latencies, 0.95), 3),
                        max_s=round(max(latencies), 3))

@@ -1,4 +1,6 @@
-"""Live test peers for the monitor: labelled clips, a real-time UDP MPEG-TS sender, a monitor process.
+"""Helpers for the monitor's live tests: labelled clips, free ports, a monitor process.
+
+The peers that feed it (UDP sender, HLS origin ...) are in tests/peers.
 
 Everything binds or sends to 127.0.0.1 only and every wait is bounded.
 """
@@ -19,7 +21,6 @@ from streamqc.synth import AudioCodec, AudioSpec, Scenario, VideoCodec, VideoSpe
 from streamqc.synth import audio as programme_audio
 from streamqc.synth.content import TexturePan
 from streamqc.synth.defects import Black, Freeze, Silence
-from streamqc.synth.tspackets import PACKET, packets, pcr_fields
 
 TS_OFFSET_S = 1.4  # EncoderSink's default: programme time t has PTS t + 1.4 s
 VIDEO = VideoSpec(320, 180, Fraction(25))
@@ -44,89 +45,6 @@ def make_clip(path: pathlib.Path, seconds: float, defects: list[tuple[str, float
                     AudioCodec("aac", 96_000), ts_offset_s=TS_OFFSET_S)
     return [{"kind": label.kind, "start": label.start_s, "end": label.end_s}
             for label in scenario.annotations().labels]
-
-
-class UdpSender:
-    """Sends a TS file to udp://127.0.0.1:port at the pace of its PCR (7 packets a datagram).
-
-    `hold()` stops sending (a stall) and `release()` goes on where it stopped, as an
-    encoder that lost its uplink for a while; `loop=True` starts again at the end.
-    """
-
-    def __init__(self, path: pathlib.Path, port: int, loop: bool = False) -> None:
-        self.port = port
-        self.loop = loop
-        pk = packets(pathlib.Path(path).read_bytes())
-        pcrs = pcr_fields(pk)
-        if not pcrs:
-            raise ValueError(f"{path}: no PCR to pace by")
-        # the send time (seconds from the start) of every packet, interpolated between PCRs
-        self._data = pk.tobytes()
-        self._times = _packet_times(len(pk), pcrs)
-        self.duration_s = self._times[-1] if self._times else 0.0
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._stop = threading.Event()
-        self._sending = threading.Event()
-        self._sending.set()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self.passes = 0
-
-    def start(self) -> "UdpSender":
-        self._thread.start()
-        return self
-
-    def hold(self) -> None:
-        self._sending.clear()
-
-    def release(self) -> None:
-        self._sending.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._sending.set()
-        self._thread.join(5)
-        self._sock.close()
-
-    def _run(self) -> None:
-        per = 7
-        n = len(self._times)
-        while not self._stop.is_set():
-            start = time.monotonic()
-            for i in range(0, n, per):
-                if self._stop.is_set():
-                    return
-                if not self._sending.is_set():
-                    held = time.monotonic()
-                    self._sending.wait()
-                    start += time.monotonic() - held
-                delay = start + self._times[i] - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                try:
-                    self._sock.sendto(self._data[i * PACKET:(i + per) * PACKET], ("127.0.0.1", self.port))
-                except OSError:
-                    pass  # nobody listening yet: UDP drops it, as a real network would
-            self.passes += 1
-            if not self.loop:
-                return
-
-
-def _packet_times(count: int, pcrs: list[tuple[int, int]]) -> list[float]:
-    first = pcrs[0][1]
-    points = [(i, (base - first) / 90000.0) for i, base in pcrs]
-    times = []
-    j = 0
-    rate = None
-    for i in range(count):
-        while j + 1 < len(points) and points[j + 1][0] <= i:
-            j += 1
-        if j + 1 < len(points):
-            (i0, t0), (i1, t1) = points[j], points[j + 1]
-            rate = (t1 - t0) / max(1, i1 - i0)
-        else:
-            i0, t0 = points[j]
-        times.append(max(0.0, t0 + (i - i0) * (rate or 0.0)))
-    return times
 
 
 def free_udp_port() -> int:

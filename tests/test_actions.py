@@ -1,24 +1,27 @@
-"""Corrective actions: the whole loop on real media, cooldown, attempt cap, escalation, argv injection."""
+"""Corrective actions: the whole loop with the live monitor on real media, cooldown, attempt cap, escalation, argv injection."""
 
 from __future__ import annotations
 
 import json
 import sys
 import textwrap
+import threading
 import time
+from pathlib import Path
 
 import pytest
-from media import frame, make_clip
+from peers import UdpTsSender
 from receivers import Receiver
 
-from streamqc.check import check_input
+from live import free_udp_port, make_clip, udp_bound, wait_for
 from streamqc.errors import ConfigError
 from streamqc.events import Event, Severity, utc_now_iso
+from streamqc.monitor.config import StreamConfig
+from streamqc.monitor.runner import RunnerSettings, StreamRunner
 from streamqc.sinks.actions import ActionEngine
 from streamqc.sinks.config import parse_actions
 from streamqc.sinks.journal import Journal
-from streamqc.sinks.service import build_actions
-from streamqc.synth.defects import Freeze
+from streamqc.sinks.service import build_actions, start_sinks
 
 
 class Clock:
@@ -35,84 +38,85 @@ def _actions(journal: Journal, kind: str | None = None) -> list[Event]:
     return [r.event for r in journal.read(kind=kind or "action")]
 
 
-class Origin:
-    """A test origin: /live.ts serves the primary or the backup feed; POST /switch changes it."""
+class SwitchingOrigin:
+    """A test origin on 127.0.0.1: its primary feed goes out over UDP in real time; POST /switch
+    (JSON `{"stream": ..., "feed": "backup"}`) puts the backup feed on air on the same port."""
 
-    def __init__(self, primary: bytes, backup: bytes) -> None:
-        self.feeds = {"/primary.ts": primary, "/backup.ts": backup}
-        self.current = "/primary.ts"
+    def __init__(self, primary: Path, backup: Path, port: int) -> None:
+        self.backup = backup
+        self.port = port
+        self.sender = UdpTsSender(primary, port)
+        self.switched_at: float | None = None
         self.receiver = Receiver(self.respond)
 
     def respond(self, request):
-        if request["method"] == "POST" and request["path"] == "/switch":
-            source = json.loads(request["body"]).get("source", "")
-            path = source.removeprefix(self.receiver.url)
-            if path not in self.feeds:
-                return 400, b"unknown source"
-            self.current = path
-            return 200, b'{"switched": true}'
-        path = "/primary.ts" if request["path"] == "/live.ts" and self.current == "/primary.ts" else (
-            "/backup.ts" if request["path"] == "/live.ts" else request["path"])
-        return (200, self.feeds[path]) if path in self.feeds else (404, b"")
+        if request["method"] != "POST" or request["path"] != "/switch":
+            return 404, b""
+        if json.loads(request["body"]) != {"stream": "news-1", "feed": "backup"}:
+            return 400, b"unknown stream or feed"
+        if self.switched_at is None:
+            self.sender.close()
+            self.sender = UdpTsSender(self.backup, self.port, loop=True).start()
+            self.switched_at = time.monotonic()
+        return 200, b'{"switched": true}'
+
+    def close(self) -> None:
+        self.sender.close()
+        self.receiver.stop()
 
 
-def _poll(journal: Journal, stream: str, url: str, open_ids: dict[str, str]) -> list[Event]:
-    """One look at the live feed, as the monitor would journal it (stands in for it until it lands).
-
-    A defect that runs to the end of what was read is still going on: journaled open once;
-    an open defect not seen any more is journaled closed under its id.
-    """
-    result = check_input(url)
-    going_on = {e.kind: e for e in result.events if e.is_defect and e.end >= result.duration - 0.2}
-    for kind, event in going_on.items():
-        if kind not in open_ids:
-            open_ids[kind] = journal.append(Event(kind, event.start, event.end, event.severity, details=event.details,
-                                                  stream=stream, at=utc_now_iso(), ongoing=True)).id
-    for kind in [k for k in open_ids if k not in going_on]:
-        opened = journal.get(open_ids.pop(kind), "open")
-        journal.append(Event(kind, opened.event.start, opened.event.end, opened.event.severity, stream=stream,
-                             at=utc_now_iso()), event_id=opened.id)
-    return result.events
-
-
-def test_the_action_switches_the_origin_to_its_backup_and_the_defect_clears(tmp_path):
-    primary = make_clip(tmp_path / "primary.ts", seconds=5.0, audio=None, defects=[Freeze(frame(1.5), frame(5.0) + 1)])
-    backup = make_clip(tmp_path / "backup.ts", seconds=5.0, audio=None, seed=5)
-    origin = Origin(primary.read_bytes(), backup.read_bytes())
+def test_the_monitor_sees_a_freeze_the_action_switches_the_origin_to_backup_and_the_freeze_clears(tmp_path):
+    primary = tmp_path / "primary.ts"
+    make_clip(primary, 12.0, [("video.freeze", 1.0, 12.0)], seed=3)  # frozen until its end
+    backup = tmp_path / "backup.ts"
+    make_clip(backup, 6.0, [], seed=5)
+    origin = SwitchingOrigin(primary, backup, free_udp_port())
     origin.receiver.start()
+    stream = {"id": "news-1", "url": f"udp://127.0.0.1:{origin.port}", "tags": {"tier": "gold"}}
     config = {
-        "streams": [{"id": "news-1", "url": origin.receiver.url + "/live.ts",
-                     "backup_url": origin.receiver.url + "/backup.ts", "tags": {"tier": "gold"}}],
+        "streams": [stream],
         "actions": [{"name": "switch-to-backup", "kinds": ["video.freeze", "video.black"], "tags": {"tier": "gold"},
-                     "min_duration_s": 2, "cooldown_s": 60, "max_attempts": 2, "settle_s": 5,
+                     "min_duration_s": 2, "cooldown_s": 60, "max_attempts": 2, "settle_s": 2,
                      "http": {"method": "POST", "url": origin.receiver.url + "/switch",
-                              "json": {"source": "{stream.backup_url}", "stream": "{stream.id}"}}}],
+                              "json": {"stream": "{stream.id}", "feed": "backup"}}}],
     }
-    clock = Clock()
-    open_ids: dict[str, str] = {}
+    journal = Journal(tmp_path / "journal.db")
+    runner = StreamRunner(StreamConfig(**stream), {}, RunnerSettings(stall_timeout_s=3.0), journal)
+    stop_sinks = threading.Event()
+    sinks = start_sinks(config, journal.path, stop_sinks)  # the action engine reads the journal
+    runner.start()
     try:
-        with Journal(tmp_path / "journal.db") as journal:
-            engine = build_actions(config, journal, clock=clock)
-            live = config["streams"][0]["url"]
-            first = _poll(journal, "news-1", live, open_ids)
-            assert [e.kind for e in first if e.is_defect] == ["video.freeze"] and "video.freeze" in open_ids
-            engine.settle()
-            done = _actions(journal)
-            assert [e.kind for e in done] == ["action.succeeded"]
-            assert done[0].details["status"] == 200 and done[0].details["attempt"] == 1
-            assert done[0].stream == "news-1" and done[0].details["defect_kind"] == "video.freeze"
-            switch = [r for r in origin.receiver.requests if r["path"] == "/switch"]
-            assert [json.loads(r["body"]) for r in switch] == [{"source": config["streams"][0]["backup_url"],
-                                                                 "stream": "news-1"}]
-            second = _poll(journal, "news-1", live, open_ids)  # the monitor looks again
-            assert [e for e in second if e.is_defect] == [] and open_ids == {}
-            assert journal.open_defects() == []
-            clock.now += 60
-            engine.settle()
-            assert [e.kind for e in _actions(journal)] == ["action.succeeded"], "cleared: no retry, no escalation"
-            engine.close()
+        assert wait_for(lambda: udp_bound(origin.port), 20), "the monitor never listened"
+        origin.sender.start()
+        assert wait_for(lambda: origin.switched_at is not None, 20), [r.to_dict() for r in journal.read()]
+        freeze = [r for r in journal.read(kind="video.freeze")]
+        assert [(r.phase, r.event.ongoing) for r in freeze][:1] == [("open", True)]  # announced live
+        # the backup's moving picture ends the freeze, under the id it was announced with
+        assert wait_for(lambda: journal.read(kind="video.freeze")[-1].phase == "closed", 10)
+        cleared_at = time.monotonic()
+        time.sleep(max(0.0, origin.switched_at + 3.0 - time.monotonic()))  # the backup plays on
+        status = runner.status()
     finally:
-        origin.receiver.stop()
+        runner.stop()
+        stop_sinks.set()
+        for thread in sinks:
+            thread.join(5)
+        origin.close()
+    freeze = journal.read(kind="video.freeze")
+    assert [r.phase for r in freeze] == ["open", "closed"] and freeze[0].id == freeze[1].id
+    opened, closed = freeze[0].event, freeze[1].event
+    assert opened.start == pytest.approx(1.0, abs=0.5) and opened.end - opened.start == pytest.approx(2.0, abs=0.2)
+    # cleared by the switch, long before the primary's freeze would have ended (12 s)
+    assert closed.end < 9.0 and cleared_at - origin.switched_at < 5.0
+    done = _actions(journal)
+    assert [e.kind for e in done] == ["action.succeeded"], "cleared: no retry, no escalation"
+    assert done[0].details["status"] == 200 and done[0].details["attempt"] == 1
+    assert done[0].stream == "news-1" and done[0].details["defect_kind"] == "video.freeze"
+    assert done[0].details["defect_id"] == freeze[0].id
+    switch = [r for r in origin.receiver.requests if r["path"] == "/switch"]
+    assert [json.loads(r["body"]) for r in switch] == [{"stream": "news-1", "feed": "backup"}]
+    assert journal.open_defects() == [] and status["state"] in ("ok", "degraded") and status["frames"] > 100
+    journal.close()
 
 
 def _open(journal: Journal, stream: str, start: float = 10.0, duration: float = 2.0) -> str:

@@ -1,8 +1,9 @@
 """`streamqc monitor` as a real service: 8 live streams over 2 worker processes.
 
 One scenario, run once for the module (real processes, real sockets, all on 127.0.0.1):
-- four UDP MPEG-TS streams sent in real time from labelled clips, two looped files
-  (`loop://`), each with scheduled defects;
+- two UDP MPEG-TS streams sent in real time from labelled clips, two live HLS streams
+  from origins encoding in real time (defects injected into their programme once the
+  monitor has joined) and two looped files (`loop://`), each with scheduled defects;
 - a UDP stream whose sender goes silent for a while (stall, then recovery);
 - a URL that is dead from the start (an HTTP server answering 404, counting tries);
 - one worker SIGKILLed while it runs; at the end, kill -9 of the whole service and a
@@ -21,9 +22,10 @@ import time
 
 import pytest
 
+from peers import LiveHlsOrigin, UdpTsSender
 from receivers import Receiver
 
-from live import MonitorProcess, UdpSender, free_tcp_port, free_udp_port, make_clip, udp_bound, wait_for
+from live import MonitorProcess, free_tcp_port, free_udp_port, make_clip, udp_bound, wait_for
 from streamqc.sinks.journal import Journal
 
 CLIP_S = 12.0
@@ -32,8 +34,12 @@ CLIPS = {
     "B": [("video.black", 3.0, 5.5), ("video.freeze", 8.0, 10.5)],
     "C": [("audio.silence", 2.0, 4.5), ("video.black", 7.5, 10.0)],
 }
-UDP_STREAMS = {"udp-1": "A", "udp-2": "B", "udp-3": "C", "udp-4": "A"}
+UDP_STREAMS = {"udp-1": "A", "udp-2": "B"}
 LOOP_STREAMS = {"loop-1": "B", "loop-2": "C"}
+# (kind, seconds past the frame the origin encodes when the monitor has joined, duration)
+HLS_STREAMS = {"hls-1": [("video.freeze", 1.0, 2.5), ("audio.silence", 4.5, 2.5)],
+               "hls-2": [("video.black", 1.0, 2.5), ("video.freeze", 4.5, 2.5)]}
+DEFECT_STREAMS = [*UDP_STREAMS, *HLS_STREAMS, *LOOP_STREAMS]
 # longer than the read timeout (2 x stall timeout): the session ends and the input is reopened
 STALL_AT_S, STALL_FOR_S = 6.0, 9.0
 STALL_TIMEOUT_S = 3.0
@@ -62,7 +68,11 @@ def scenario(tmp_path_factory):
     threading.Thread(target=origin.serve_forever, daemon=True).start()
     dead_url = f"http://127.0.0.1:{origin.server_address[1]}/live/dead.ts"
     hook = Receiver().start()
+    origins = {}
+    for seed, sid in enumerate(HLS_STREAMS, start=11):
+        origins[sid] = LiveHlsOrigin(seed=seed).start()
     streams = [{"id": sid, "url": f"udp://127.0.0.1:{ports[sid]}"} for sid in UDP_STREAMS]
+    streams += [{"id": sid, "url": origin.url} for sid, origin in origins.items()]
     streams += [{"id": sid, "url": f"loop://{folder / (clip + '.ts')}"} for sid, clip in LOOP_STREAMS.items()]
     streams += [{"id": "stall", "url": f"udp://127.0.0.1:{ports['stall']}"}, {"id": "dead", "url": dead_url}]
     config = {"workers": 2, "stall_timeout_s": STALL_TIMEOUT_S, "state_dir": str(folder / "state"),
@@ -74,17 +84,22 @@ def scenario(tmp_path_factory):
     record = {"labels": labels, "folder": folder, "dead_url": dead_url, "hook": hook}
 
     monitor = MonitorProcess(["--config", str(config_path)], folder)
-    senders: list[UdpSender] = []
+    senders: list[UdpTsSender] = []
     try:
         assert wait_for(lambda: all(udp_bound(p) for p in ports.values()), 90), "monitor never listened"
-        record["started"] = time.monotonic()
-        senders = [UdpSender(folder / f"{clip}.ts", ports[sid]).start() for sid, clip in UDP_STREAMS.items()]
-        stall = UdpSender(folder / "A.ts", ports["stall"], loop=True).start()
+        # at once: a UDP stream with no media for the stall timeout is down (its clock runs on)
+        senders = [UdpTsSender(folder / f"{clip}.ts", ports[sid]).start() for sid, clip in UDP_STREAMS.items()]
+        stall = UdpTsSender(folder / "A.ts", ports["stall"], loop=True).start()
         senders.append(stall)
-        time.sleep(STALL_AT_S)
-        stall.hold()
+        record["started"] = time.monotonic()
+        assert wait_for(lambda: all(o.first_fetched() is not None for o in origins.values()), 30), "HLS never read"
+        # An HLS client's media time 0 is the start of the first segment it fetched.
+        record["hls"] = {sid: [{**label, "start": label["start"] - origin.segment_start_s(origin.first_fetched())}
+                               for label in (origin.inject(*defect) for defect in HLS_STREAMS[sid])]
+                         for sid, origin in origins.items()}
+        time.sleep(max(0.0, record["started"] + STALL_AT_S - time.monotonic()))
+        stall.stall(STALL_FOR_S)  # the packets of that time are lost; the sender carries on after
         time.sleep(STALL_FOR_S)
-        stall.release()
         journal = Journal(folder / "state" / "journal.db")
         wait_for(lambda: journal.read(stream="stall", kind="stream.recovered"), 15)
         # the worker with loop-2 also runs the dead stream: what it did so far is kept apart
@@ -118,8 +133,10 @@ def scenario(tmp_path_factory):
         yield record
     finally:
         for sender in senders:
-            sender.stop()
+            sender.close()
         monitor.kill()
+        for hls_origin in origins.values():
+            hls_origin.close()
         origin.shutdown()
         origin.server_close()
         hook.stop()
@@ -151,12 +168,16 @@ def _events(lines, stream, kind=None, phase=None):
 DEFECT_KINDS = ("video.freeze", "video.black", "audio.silence")
 
 
-@pytest.mark.parametrize("stream", [*UDP_STREAMS, *LOOP_STREAMS])
+@pytest.mark.parametrize("stream", DEFECT_STREAMS)
 def test_every_scheduled_defect_is_an_event_with_the_right_stream_kind_and_onset(scenario, stream):
-    clip = {**UDP_STREAMS, **LOOP_STREAMS}[stream]
-    labels = scenario["labels"][clip]
-    closed = [e for e in _events(scenario["lines"], stream, phase="closed") if e["kind"] in DEFECT_KINDS
-              and e["start"] < CLIP_S - 0.5]  # the first pass (a looped file plays again)
+    closed = [e for e in _events(scenario["lines"], stream, phase="closed") if e["kind"] in DEFECT_KINDS]
+    if stream in HLS_STREAMS:
+        labels = scenario["hls"][stream]
+        # what the first run saw before a worker was killed (the origin plays on)
+        closed = [e for e in closed if e["seq"] <= scenario["seq_before_sigkill"]]
+    else:
+        labels = scenario["labels"][{**UDP_STREAMS, **LOOP_STREAMS}[stream]]
+        closed = [e for e in closed if e["start"] < CLIP_S - 0.5]  # the first pass (a looped file plays again)
     for label in labels:
         near = [e for e in closed if e["kind"] == label["kind"]
                 and abs(e["start"] - label["start"]) <= ONSET_TOLERANCE_S]
@@ -168,7 +189,7 @@ def test_every_scheduled_defect_is_an_event_with_the_right_stream_kind_and_onset
 
 
 def test_an_ongoing_defect_is_announced_at_its_minimum_duration_and_closed_under_the_same_id(scenario):
-    for stream in [*UDP_STREAMS, *LOOP_STREAMS]:
+    for stream in DEFECT_STREAMS:
         for opened in _events(scenario["lines"], stream, phase="open"):
             if opened["kind"] not in DEFECT_KINDS:
                 continue
@@ -226,7 +247,7 @@ def test_a_sigkilled_worker_has_its_streams_running_again_within_5_s(scenario):
     assert run["back_after_s"] is not None and run["back_after_s"] <= 5.0, run
     assert any("died" in line for line in scenario["stderr_run1"])
     # the other worker's streams were not touched: they never went down around the kill
-    others = [s for s in [*UDP_STREAMS, *LOOP_STREAMS, "stall", "dead"] if s not in run["streams_of_worker"]]
+    others = [s for s in [*DEFECT_STREAMS, "stall", "dead"] if s not in run["streams_of_worker"]]
     assert "loop-1" in others
     for stream in LOOP_STREAMS:
         if stream in others:

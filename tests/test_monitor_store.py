@@ -11,7 +11,11 @@ import httpx
 import pyarrow.dataset as pads
 import pytest
 
-from live import MonitorProcess, UdpSender, free_tcp_port, free_udp_port, make_clip, udp_bound, wait_for
+from peers import UdpTsSender
+from prometheus_client.parser import text_string_to_metric_families
+from receivers import Receiver
+
+from live import MonitorProcess, free_tcp_port, free_udp_port, make_clip, udp_bound, wait_for
 from streamqc.analytics import build_report
 
 TOKEN = "e2e-token"
@@ -22,11 +26,13 @@ def test_monitor_feeds_the_store_and_the_report_sees_the_outage(tmp_path, monkey
     clip = tmp_path / "cam.ts"
     make_clip(clip, 6.0, [("video.freeze", 1.5, 4.5)])
     port, udp = free_tcp_port(), free_udp_port()
+    hook = Receiver().start()
     (tmp_path / "streams.yaml").write_text(
         f"state_dir: {tmp_path / 'state'}\nworkers: 1\nstall_timeout_s: 1\n"
         "reconnect: {initial_s: 0.2, max_s: 1, jitter: 0}\n"
         f"store: {{url: {tmp_path / 'data'}, roll_s: 300}}\n"
         f"server: {{listen: '127.0.0.1:{port}'}}\n"
+        f"notify: [{{name: hook, type: webhook, url: '{hook.url}/events', routes: [{{kinds: ['stream.*']}}]}}]\n"
         f"streams:\n  - {{id: cam, url: 'udp://127.0.0.1:{udp}'}}\n")
     monkeypatch.setenv("STREAMQC_TOKENS", TOKEN)
     started = dt.datetime.now(dt.timezone.utc)
@@ -34,26 +40,36 @@ def test_monitor_feeds_the_store_and_the_report_sees_the_outage(tmp_path, monkey
     sender = None
     try:
         assert wait_for(lambda: udp_bound(udp), 60.0), "\n".join(monitor.stderr)
-        sender = UdpSender(clip, udp, loop=True).start()
+        sender = UdpTsSender(clip, udp, loop=True).start()
         sending_since = time.monotonic()
         listed = httpx.get(f"http://127.0.0.1:{port}/streams", headers={"Authorization": f"Bearer {TOKEN}"},
                            timeout=5.0).json()
         assert [s["id"] for s in listed] == ["cam"]
         assert wait_for(lambda: any(not e.get("ongoing") for e in monitor.events("cam", "video.freeze")), 30.0)
-        sender.hold()
+        sender.stall(HOLD_S)  # the packets of that time are lost, then it carries on
         held = time.monotonic()
         assert wait_for(lambda: monitor.events("cam", "stream.down"), 10.0)
         time.sleep(max(0.0, HOLD_S - (time.monotonic() - held)))
-        sender.release()
         hold_s = time.monotonic() - held
         assert wait_for(lambda: monitor.events("cam", "stream.recovered"), 15.0)
         time.sleep(2.0)
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {TOKEN}"},
+                            timeout=5.0).text
     finally:
         stopped = time.monotonic()
         if sender is not None:
-            sender.stop()
+            sender.close()
         code = monitor.stop()
+        hook.stop()
     assert code == 0, "\n".join(monitor.stderr)
+    # the webhook got the outage; /metrics timed those deliveries (scraped before the last ones)
+    delivered = [b["kind"] for b in hook.json_bodies()]
+    assert "stream.down" in delivered
+    latency = {(s.name, s.labels.get("notifier")): s.value
+               for f in text_string_to_metric_families(metrics) for s in f.samples}
+    assert 1 <= latency[("streamqc_notification_latency_seconds_count", "hook")] <= len(delivered)
+    assert latency[("streamqc_notification_latency_seconds_sum", "hook")] > 0
+    assert latency.get(("streamqc_notification_failures_total", "hook"), 0.0) == 0.0
     freezes = {e["start"] for e in monitor.events("cam", "video.freeze") if not e.get("ongoing")}
 
     report = build_report(str(tmp_path / "data"), started, dt.datetime.now(dt.timezone.utc))

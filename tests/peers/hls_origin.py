@@ -33,6 +33,10 @@ class LiveHlsOrigin:
       EXT-X-MEDIA-SEQUENCE 0 with the segments cut from now on
     - `discontinuity()`: the next segment cut carries EXT-X-DISCONTINUITY; returns its index
     - `end()`: EXT-X-ENDLIST after the last segment
+    - `inject(kind, in_s, for_s)`: a freeze, black or silence in the programme, `in_s`
+      seconds past what is being encoded now; returns its label (programme seconds)
+    A client's media time 0 is the start of the first segment it fetched: `first_fetched(path_prefix)`
+    and `segment_start_s(sequence)` map programme time onto it.
     Use as a context manager; `wait_for_sequence(n)` waits until segment n is listed.
     """
 
@@ -112,6 +116,25 @@ class LiveHlsOrigin:
         with self._lock:
             self._discontinuities.add(index)
         return index
+
+    def inject(self, kind: str, in_s: float, for_s: float) -> dict:
+        return self.packager.inject(kind, in_s, for_s)
+
+    def first_fetched(self) -> int | None:
+        """The sequence number of the first segment a client fetched, if any yet."""
+        for path, status in list(self.http.requests):
+            match = re.fullmatch(r"live/seg(\d+)\.ts", path)
+            if match and status == 200:
+                return int(match.group(1))
+        return None
+
+    def segment_start_s(self, sequence: int) -> float:
+        """Where segment `sequence` starts in programme time (the EXTINF of those before it)."""
+        with self._lock:
+            before = [duration for index, duration in self.segments if index < sequence]
+        if len(before) < sequence:
+            raise KeyError(f"segment {sequence} not cut yet")
+        return sum(before)
 
     def end(self) -> None:
         self.packager.close()

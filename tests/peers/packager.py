@@ -11,6 +11,7 @@ from fractions import Fraction
 from streamqc.synth.audio import programme
 from streamqc.synth.content import MovingObjects
 from streamqc.synth.encode import AudioCodec, EncoderSink, VideoCodec
+from streamqc.synth.defects import Black, Defect, Freeze, Silence
 from streamqc.synth.scenario import Scenario
 from streamqc.synth.spec import AudioSpec, VideoSpec
 
@@ -25,7 +26,8 @@ class LivePackager:
     The first `preroll_s` seconds are written at once, as if the channel had been on
     the air before the test; the rest at the pace of the media. A keyframe starts every
     `segment_s` (the packager cuts there); `long_segment(factor)` withholds keyframes
-    so the next segment lasts `factor` segments.
+    so the next segment lasts `factor` segments; `inject(kind, in_s, for_s)` schedules
+    a defect into the programme still to be encoded.
     """
 
     def __init__(self, target: pathlib.Path, fmt: str, format_options: dict[str, str], segment_s: float = 1.2,
@@ -35,7 +37,11 @@ class LivePackager:
         self.video = video
         self.preroll_s = preroll_s
         self.on_tick = on_tick
-        self.scenario = Scenario(MovingObjects(video, seed), programme(AUDIO, seed, "music"), duration_s=3600.0)
+        # The scenario reads its defect list frame by frame: defects added later apply
+        # to the frames not encoded yet.
+        self._defects: list[Defect] = []
+        self.scenario = Scenario(MovingObjects(video, seed), programme(AUDIO, seed, "music"), duration_s=3600.0,
+                                 defects=self._defects)
         self._sink = EncoderSink(target, fmt, (video, VideoCodec("h264", 300_000, gop_frames=100_000)),
                                  (AUDIO, AudioCodec("aac", 64_000)), format_options=format_options)
         self._stop = threading.Event()
@@ -55,6 +61,24 @@ class LivePackager:
             start = self._next_key()
             self._long = (start, start + round(factor * self.segment_frames))
             return self.keyframes_written
+
+    def inject(self, kind: str, in_s: float, for_s: float) -> dict:
+        """A defect (video.freeze | video.black | audio.silence) from `in_s` seconds past the
+        frame being encoded now, lasting `for_s`; returns its label in programme time."""
+        with self._lock:
+            start = self.video.time_of(self.frames_written) + in_s
+            end = start + for_s
+            if kind == "video.freeze":
+                defect: Defect = Freeze(self.video.index_at(start), self.video.index_at(end))
+            elif kind == "video.black":
+                defect = Black(self.video.index_at(start), self.video.index_at(end))
+            elif kind == "audio.silence":
+                defect = Silence(AUDIO.sample_at(start), AUDIO.sample_at(end))
+            else:
+                raise ValueError(f"cannot inject {kind}")
+            [label] = defect.annotate(self.video, AUDIO).labels
+            self._defects.append(defect)
+        return {"kind": label.kind, "start": label.start_s, "end": label.end_s}
 
     @property
     def current_segment(self) -> int:

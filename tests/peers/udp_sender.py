@@ -28,7 +28,9 @@ class UdpTsSender:
     `stall(seconds)`: send nothing for that long while the clock runs on (the packets
     of that time are lost, as on a broken contribution link), then carry on.
     `loop=True` starts the file again at its end (its timestamps then jump back).
-    `sent_s` is how much media time has been sent. Use as a context manager.
+    `sent_s` is how much media time has been sent; `started` is the monotonic time the
+    first datagram was due (a packet with PCR p is sent at started + (p - first PCR)).
+    Use as a context manager.
     """
 
     def __init__(self, path: str | pathlib.Path, port: int, loop: bool = False) -> None:
@@ -39,6 +41,7 @@ class UdpTsSender:
         self.loop = loop
         self.sent_s = 0.0
         self.datagrams = 0
+        self.started: float | None = None
         self._stall_until = 0.0
         self._stop = threading.Event()
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -51,6 +54,11 @@ class UdpTsSender:
     def start(self) -> "UdpTsSender":
         self._thread.start()
         return self
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Wait until the file has been sent (not looping); True when it has."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
     def stall(self, seconds: float) -> None:
         self._stall_until = time.monotonic() + seconds
@@ -68,7 +76,7 @@ class UdpTsSender:
 
     def _run(self) -> None:
         step = TS_PACKET * PACKETS_PER_DATAGRAM
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         played = 0.0  # media seconds of earlier passes
         while not self._stop.is_set():
             first_pcr = None

@@ -37,11 +37,18 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy.signal import lfilter
 
 from streamqc.detectors.base import Detector
 from streamqc.events import Event, Severity
 from streamqc.media import AudioChunk
+
+
+def lfilter():
+    """scipy.signal's lfilter, imported on first use: the import takes seconds, and a process
+    that only checks detector options (the monitor's main process) never needs it."""
+    from scipy.signal import lfilter as scipy_lfilter
+
+    return scipy_lfilter
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -365,7 +372,7 @@ class LoudnessMeter:
 
     def _weighted_energy(self, planar: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Running sum of the channel-weighted power of the K-weighted samples, and the filter state after."""
-        weighted, state = lfilter(self._b, self._a, planar.astype(np.float64), axis=1, zi=self._state)
+        weighted, state = lfilter()(self._b, self._a, planar.astype(np.float64), axis=1, zi=self._state)
         np.square(weighted, out=weighted)
         return np.cumsum(self.weights @ weighted), state
 

@@ -57,20 +57,28 @@ def run(config: MonitorConfig, as_json: bool, duration_s: float | None = None) -
         store = start_store(config.store, journal)
     supervisor = Supervisor(config, on_measurement=store.add_measurement if store is not None else None)
     server = None
+    metrics = None
+    observe = None
     sinks_stop = threading.Event()
     sinks: list[threading.Thread] = []
     try:
+        if config.server is not None:
+            # /metrics times the notifiers' deliveries: they are wrapped before the outbox starts.
+            from streamqc.server.metrics import MonitorMetrics, ObservedNotifier
+
+            metrics = MonitorMetrics(Journal(journal.path), supervisor)
+            observe = lambda notifier: ObservedNotifier(notifier, metrics)  # noqa: E731
         if config.notify or config.actions:
             # Notifiers and actions read the journal past their own cursors, in their own
             # threads; a bad section raises ConfigError here, before any stream starts.
             from streamqc.sinks.service import start_sinks
 
-            sinks = start_sinks(config, journal.path, sinks_stop, streams=_stream_info(supervisor))
+            sinks = start_sinks(config, journal.path, sinks_stop, streams=_stream_info(supervisor), observe=observe)
         supervisor.start()
         if config.server is not None:
             from streamqc.server.serve import start_server
 
-            server = start_server(config.server, journal.path, supervisor)
+            server = start_server(config.server, journal.path, supervisor, metrics)
         deadline = time.monotonic() + duration_s if duration_s is not None else None
         status_path = pathlib.Path(config.state_dir) / "status.json"
         while not stop.is_set():
@@ -88,6 +96,8 @@ def run(config: MonitorConfig, as_json: bool, duration_s: float | None = None) -
             thread.join(5.0)  # what is left is delivered by the next run (cursors)
         if store is not None:
             store.close()
+        if metrics is not None:
+            metrics.journal.close()
         tail.stop()
         journal.close()
         for sig, handler in previous.items():

@@ -38,6 +38,9 @@ def worker_main(index: int, config_json: str, conn: Connection, parent_pid: int,
     from streamqc.monitor.config import MonitorConfig, StreamConfig
     from streamqc.monitor.runner import RunnerSettings, StreamRunner
     from streamqc.sinks.journal import Journal
+    from streamqc.detectors.loudness import lfilter
+
+    lfilter()  # scipy.signal loads now, not while a stream's first sound waits (a lag spike)
 
     config = MonitorConfig.model_validate_json(config_json)
     settings = RunnerSettings.from_config(config)

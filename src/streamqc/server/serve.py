@@ -58,8 +58,11 @@ class ServerThread:
         self.stop()
 
 
-def start_server(section: Any, journal_path: str | Path, control: Any) -> ServerThread:
-    """The API for the monitor config's `server:` section, on its own journal connection."""
+def start_server(section: Any, journal_path: str | Path, control: Any, metrics: Any = None) -> ServerThread:
+    """The API for the monitor config's `server:` section, on its own journal connection.
+
+    `metrics`: the `MonitorMetrics` the service's notifiers report to (made here if None).
+    """
     from streamqc.server.app import ServerConfig, create_app
     from streamqc.sinks.journal import Journal
 
@@ -68,6 +71,6 @@ def start_server(section: Any, journal_path: str | Path, control: Any) -> Server
         print(f"streamqc api: no tokens (server.tokens or ${config.tokens_env}): changes are refused"
               + ("" if config.public_reads else " and so are reads"), file=sys.stderr, flush=True)
     host, port = config.address()
-    server = ServerThread(create_app(Journal(journal_path), control, config), host, port).start()
+    server = ServerThread(create_app(Journal(journal_path), control, config, metrics), host, port).start()
     print(f"streamqc api: listening on {server.url} (OpenAPI at {server.url}/docs)", file=sys.stderr, flush=True)
     return server

@@ -29,12 +29,20 @@ def _section(config: Any, name: str) -> Any:
     return value
 
 
+NotifierWrapper = Callable[[Notifier], Notifier]
+
+
 def build_outbox(config: Any, journal: Journal | str | Path,
-                 streams: Callable[[str | None], StreamInfo | None] | None = None, **options: Any) -> Outbox:
-    """The outbox for the config's `notify:` section (ConfigError names a bad key)."""
+                 streams: Callable[[str | None], StreamInfo | None] | None = None,
+                 observe: NotifierWrapper | None = None, **options: Any) -> Outbox:
+    """The outbox for the config's `notify:` section (ConfigError names a bad key).
+
+    `observe` wraps each notifier (the API's metrics time deliveries and count failures).
+    """
     configs = parse_notify(_section(config, "notify"))
     lookup = streams or _stream_lookup(config)
-    notifiers = [(build_notifier(c), _router(c), c.retry) for c in configs]
+    wrap = observe or (lambda notifier: notifier)
+    notifiers = [(wrap(build_notifier(c)), _router(c), c.retry) for c in configs]
 
     def tags(stream: str | None) -> Mapping[str, str]:
         info = lookup(stream)
@@ -59,16 +67,18 @@ def _stream_lookup(config: Any) -> Callable[[str | None], StreamInfo | None]:
 
 
 def start_sinks(config: Any, journal_path: str | Path, stop_event: threading.Event,
-                streams: Callable[[str | None], StreamInfo | None] | None = None) -> list[threading.Thread]:
+                streams: Callable[[str | None], StreamInfo | None] | None = None,
+                observe: NotifierWrapper | None = None) -> list[threading.Thread]:
     """Start the outbox (when `notify:` has notifiers) and the action engine (when `actions:` has rules).
 
     `config`: the monitor config (a mapping or its pydantic model) with `notify`, `actions`
     and `streams`; `streams`: a lookup of the live stream list (streams added through the
-    API), instead of the config's. Validation happens here, before any thread starts.
+    API), instead of the config's; `observe`: wraps each notifier (`ObservedNotifier` for
+    the API's metrics). Validation happens here, before any thread starts.
     """
     threads: list[threading.Thread] = []
     if _section(config, "notify"):
-        outbox = build_outbox(config, journal_path, streams)
+        outbox = build_outbox(config, journal_path, streams, observe)
         threads.append(threading.Thread(target=_run_and_close, args=(outbox, stop_event), name="streamqc-outbox",
                                         daemon=True))
     if _section(config, "actions"):
