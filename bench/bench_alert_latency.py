@@ -45,7 +45,7 @@ from streamqc.synth.scenario import Scenario
 from streamqc.synth.spec import AudioSpec, VideoSpec
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
-from peers.udp_sender import PCR_HZ, TS_PACKET, UdpTsSender, pcr_of  # noqa: E402 (the tests' peer)
+from peers.udp_sender import PCR_HZ, TS_PACKET, UdpTsSender, pcr_of, udp_bound  # noqa: E402 (the tests' peer)
 
 CACHE = pathlib.Path(__file__).resolve().parent / ".cache"
 SPEC = VideoSpec(320, 180, Fraction(25))
@@ -118,16 +118,6 @@ def pts_minus_pcr_s(path: pathlib.Path) -> float:
     return first_pts - first_pcr / PCR_HZ
 
 
-def udp_bound(port: int) -> bool:
-    wanted = f":{port:04X}"
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            lines = pathlib.Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        if any(line.split()[1].endswith(wanted) for line in lines):
-            return True
-    return False
 
 
 def free_udp_port() -> int:

@@ -59,17 +59,6 @@ def free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
-def udp_bound(port: int) -> bool:
-    """Whether some socket on this host is bound to UDP `port` (the monitor listening)."""
-    wanted = f":{port:04X}"
-    for table in ("/proc/net/udp", "/proc/net/udp6"):
-        try:
-            lines = pathlib.Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        if any(line.split()[1].endswith(wanted) for line in lines):
-            return True
-    return False
 
 
 def wait_for(condition, timeout_s: float, every_s: float = 0.05) -> bool:

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from peers import UdpTsSender
+from peers import UdpTsSender, udp_bound
 from receivers import Receiver
 
-from live import free_udp_port, make_clip, udp_bound, wait_for
+from live import free_udp_port, make_clip, wait_for
 from streamqc.errors import ConfigError
 from streamqc.events import Event, Severity, utc_now_iso
 from streamqc.monitor.config import StreamConfig

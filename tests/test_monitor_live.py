@@ -22,10 +22,10 @@ import time
 
 import pytest
 
-from peers import LiveHlsOrigin, UdpTsSender
+from peers import LiveHlsOrigin, UdpTsSender, udp_bound
 from receivers import Receiver
 
-from live import MonitorProcess, free_tcp_port, free_udp_port, make_clip, udp_bound, wait_for
+from live import MonitorProcess, free_tcp_port, free_udp_port, make_clip, wait_for
 from streamqc.sinks.journal import Journal
 
 CLIP_S = 12.0

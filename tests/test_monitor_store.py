@@ -11,11 +11,11 @@ import httpx
 import pyarrow.dataset as pads
 import pytest
 
-from peers import UdpTsSender
+from peers import UdpTsSender, udp_bound
 from prometheus_client.parser import text_string_to_metric_families
 from receivers import Receiver
 
-from live import MonitorProcess, free_tcp_port, free_udp_port, make_clip, udp_bound, wait_for
+from live import MonitorProcess, free_tcp_port, free_udp_port, make_clip, wait_for
 from streamqc.analytics import build_report
 
 TOKEN = "e2e-token"

@@ -30,7 +30,7 @@ from peers.hls_origin import LiveHlsOrigin
 from peers.http_origin import HttpOrigin
 from peers.rtmp_server import RtmpServer, free_port
 from peers.rtsp_server import RtspServer
-from peers.udp_sender import UdpTsSender
+from peers.udp_sender import UdpTsSender, udp_bound
 
-__all__ = ["DashOrigin", "HttpOrigin", "LiveHlsOrigin", "RtmpServer", "RtspServer", "UdpTsSender", "free_port",
+__all__ = ["DashOrigin", "HttpOrigin", "LiveHlsOrigin", "RtmpServer", "RtspServer", "UdpTsSender", "free_port", "udp_bound",
            "rtmp_server", "rtsp_server"]

@@ -22,7 +22,6 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pydantic
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -32,6 +31,7 @@ from streamqc.errors import ConfigError
 from streamqc.monitor.config import StreamConfig
 from streamqc.server.metrics import CONTENT_TYPE, MonitorMetrics
 from streamqc.sinks.journal import Journal
+from streamqc.sinks.config import validate_section
 from streamqc.sinks.store import parse_at
 
 SSE_POLL_S = 0.25
@@ -50,17 +50,7 @@ class ServerConfig(BaseModel):
 
     @classmethod
     def from_section(cls, section: Any) -> "ServerConfig":
-        if section is None:
-            return cls()
-        if not isinstance(section, dict):
-            raise ConfigError(f"server: expected a mapping, got {type(section).__name__}")
-        try:
-            return cls.model_validate(section)
-        except pydantic.ValidationError as err:
-            item = err.errors()[0]
-            where = ".".join(str(p) for p in item["loc"])
-            reason = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
-            raise ConfigError(f"server.{where}: {reason}") from None
+        return validate_section(cls, section, "server")
 
     def all_tokens(self) -> list[str]:
         from_env = os.environ.get(self.tokens_env, "") if self.tokens_env else ""

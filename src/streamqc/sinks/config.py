@@ -238,6 +238,18 @@ def _validate(adapter: pydantic.TypeAdapter, section: Any, name: str) -> Any:
         raise ConfigError(describe_error(err, name)) from None
 
 
+def validate_section(model: type[pydantic.BaseModel], section: Any, name: str) -> Any:
+    """One config section as `model`; absent is the defaults; ConfigError names the bad key."""
+    if section is None:
+        return model()
+    if not isinstance(section, dict):
+        raise ConfigError(f"{name}: expected a mapping, got {type(section).__name__}")
+    try:
+        return model.model_validate(section)
+    except pydantic.ValidationError as err:
+        raise ConfigError(describe_error(err, name)) from None
+
+
 def describe_error(err: pydantic.ValidationError, section: str) -> str:
     """`notify[0].routes[1].min_severity: Input should be ...` for the first error."""
     first = err.errors()[0]

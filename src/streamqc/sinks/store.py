@@ -36,10 +36,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from streamqc.errors import ConfigError
+from streamqc.sinks.config import validate_section
 from streamqc.sinks.journal import Journal, Record
 
 CONSUMER = "store"
@@ -82,17 +82,7 @@ class StoreConfig(BaseModel):
 
     @classmethod
     def from_section(cls, section: Any) -> "StoreConfig":
-        if section is None:
-            return cls()
-        if not isinstance(section, dict):
-            raise ConfigError(f"store: expected a mapping, got {type(section).__name__}")
-        try:
-            return cls.model_validate(section)
-        except pydantic.ValidationError as err:
-            item = err.errors()[0]
-            where = ".".join(str(p) for p in item["loc"])
-            reason = "unknown key" if item["type"] == "extra_forbidden" else item["msg"]
-            raise ConfigError(f"store.{where}: {reason}") from None
+        return validate_section(cls, section, "store")
 
 
 @dataclass(frozen=True)

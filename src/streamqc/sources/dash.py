@@ -24,7 +24,7 @@ import httpx
 from streamqc.errors import InputError
 from streamqc.events import Event
 from streamqc.media import StreamNote
-from streamqc.sources.hls import fetch_text, get_bytes, http_client, open_live_container
+from streamqc.sources.hls import fetch_text, get_bytes, http_client, open_live_container, reload_text
 from streamqc.sources.live import BytePipe, Fetcher, LiveReader, delivery_event
 from streamqc.sources.mpd import Manifest, ManifestError, Representation, SegmentRef, parse_manifest
 from streamqc.sources.reader import MediaInfo, MediaReader, SourceOptions
@@ -95,15 +95,9 @@ class DashFetcher(Fetcher):
             manifest = self._reload()
 
     def _reload(self) -> Manifest | None:
-        try:
-            response = self.client.get(self.url)
-            if response.status_code != 200:
-                self.last_error = f"manifest: HTTP {response.status_code}"
-                return None
-            return parse_manifest(response.text, self.url)
-        except (httpx.HTTPError, ManifestError) as err:
-            self.last_error = f"manifest: {type(err).__name__} {err}".strip()
-            return None
+        manifest, error = reload_text(self.client, self.url, parse_manifest, "manifest", (ManifestError,))
+        self.last_error = error or self.last_error
+        return manifest
 
     def _update_representations(self, manifest: Manifest) -> None:
         for track in self.tracks.values():

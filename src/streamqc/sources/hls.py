@@ -24,6 +24,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import av
 import httpx
@@ -35,6 +37,8 @@ from streamqc.sources.live import BytePipe, Fetcher, LiveReader, delivery_event
 from streamqc.sources.live_options import LiveOptions
 from streamqc.sources.playlist import Playlist, PlaylistError, Segment, parse_playlist
 from streamqc.sources.reader import MediaReader, SourceOptions, _decoder_log
+
+T = TypeVar("T")
 
 
 def is_hls_url(url: str) -> bool:
@@ -59,6 +63,18 @@ def fetch_text(client: httpx.Client, url: str) -> str:
     if response.status_code != 200:
         raise InputError(f"HTTP error opening {url}: {response.status_code} {response.reason_phrase}")
     return response.text
+
+
+def reload_text(client: httpx.Client, url: str, parse: Callable[[str, str], T], what: str,
+                errors: tuple[type[Exception], ...]) -> tuple[T | None, str]:
+    """A live manifest fetched again and parsed, or None and why (the reader keeps polling)."""
+    try:
+        response = client.get(url)
+        if response.status_code != 200:
+            return None, f"{what}: HTTP {response.status_code}"
+        return parse(response.text, url), ""
+    except (httpx.HTTPError, *errors) as err:
+        return None, f"{what}: {type(err).__name__} {err}".strip()
 
 
 def get_bytes(client: httpx.Client, url: str, retries: int, wait_s: float, stop: threading.Event,
@@ -147,15 +163,9 @@ class HlsFetcher(Fetcher):
             playlist = self._reload()
 
     def _reload(self) -> Playlist | None:
-        try:
-            response = self.client.get(self.url)
-            if response.status_code != 200:
-                self.last_error = f"playlist: HTTP {response.status_code}"
-                return None
-            return parse_playlist(response.text, self.url)
-        except (httpx.HTTPError, PlaylistError) as err:
-            self.last_error = f"playlist: {type(err).__name__} {err}".strip()
-            return None
+        playlist, error = reload_text(self.client, self.url, parse_playlist, "playlist", (PlaylistError,))
+        self.last_error = error or self.last_error
+        return playlist
 
     def _follow(self, playlist: Playlist) -> bool:
         """Fetch the playlist's new segments; True if there were any."""
