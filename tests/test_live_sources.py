@@ -409,9 +409,16 @@ def small_ts(tmp_path_factory):
     return make_clip(tmp_path_factory.mktemp("udp") / "clip.ts", seconds=6.0, spec=SMALL_VIDEO)
 
 
-def test_udp_ts_is_received_at_media_pace_a_stall_is_a_discontinuity_and_silence_a_read_timeout(small_ts):
+@pytest.fixture(scope="module")
+def udp_ts(tmp_path_factory):
+    # Longer than the 4.5 s the test reads: joining a UDP stream (probing) can take 2 s,
+    # and what was sent before the reader joined is gone.
+    return make_clip(tmp_path_factory.mktemp("udp") / "clip9.ts", seconds=9.0, spec=SMALL_VIDEO)
+
+
+def test_udp_ts_is_received_at_media_pace_a_stall_is_a_discontinuity_and_silence_a_read_timeout(udp_ts):
     port = _closed_port()
-    with UdpTsSender(small_ts, port) as sender:
+    with UdpTsSender(udp_ts, port) as sender:
         started = time.monotonic()
         with open_media(sender.url, SourceOptions(open_timeout_s=5, read_timeout_s=2)) as reader:
             stalled = {}
