@@ -52,6 +52,10 @@ import tempfile
 import time
 from pathlib import Path
 
+# Issue 3: with every detector on, check keeps >= 0.80 of decode-only throughput (the
+# foundation's 0.85 held for its first nine detectors; see bench/README.md).
+TARGET_CHECK_VS_DECODE = 0.80
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 
@@ -676,6 +680,10 @@ def worker_main(args) -> None:
     import av  # noqa: F401
     import av.filter  # noqa: F401
     import numpy  # noqa: F401
+    # The loudness meter imports scipy.signal on its first audio (so the monitor's main
+    # process, which never meters, does not pay for it): a one-off start-up cost like the
+    # other imports, not throughput.
+    import scipy.signal  # noqa: F401
 
     import streamqc.check  # noqa: F401
     import streamqc.pipeline  # noqa: F401
@@ -927,7 +935,7 @@ def summarise_breakdown(raw: dict) -> dict:
 
 
 RATIO_LABELS = {
-    "check_vs_decode": "check / decode-only   (t_decode / t_check, target >= 0.85)",
+    "check_vs_decode": f"check / decode-only   (t_decode / t_check, target >= {TARGET_CHECK_VS_DECODE})",
     "check_vs_ffmpeg": "check / FFmpeg chain  (t_ffmpeg / t_check)",
     "check_vs_ffmpeg_ebur128": "check / FFmpeg chain + ebur128 (t_ffmpeg-ebur128 / t_check)",
     "ffmpeg_vs_decode": "FFmpeg chain / decode (t_decode / t_ffmpeg)",
@@ -958,8 +966,8 @@ def print_report(res: dict) -> None:
             spread = f"[{value['min']:.3f}..{value['max']:.3f}]"
             print(f"  {RATIO_LABELS[key]:<68} {value['median']:.3f}  {spread}  {value['of_medians']:.3f}")
         if "check_vs_decode" in ratios:
-            verdict = "meets" if ratios["check_vs_decode"]["median"] >= 0.85 else "MISSES"
-            print(f"  -> check {verdict} the 0.85 target on this clock")
+            verdict = "meets" if ratios["check_vs_decode"]["median"] >= TARGET_CHECK_VS_DECODE else "MISSES"
+            print(f"  -> check {verdict} the {TARGET_CHECK_VS_DECODE} target on this clock")
     print(f"\nnote: {res['ffmpeg_chain_note']}")
     if res.get("check_events") is not None:
         print(
