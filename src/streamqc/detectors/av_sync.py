@@ -79,6 +79,12 @@ class AvSyncOptions:
     face_width_px: int = 96  # width of the picture the face detector looks at
     face_backoff_max_s: float = 16.0  # without faces, retry ever more rarely, up to this interval
     merge_gap_s: float = 4.0  # out-of-sync windows closer than this (abstentions between) are one event
+    # An offset is a lasting condition: one window alone (8 s of chance correlation on
+    # ordinary cuts and motion) is not evidence enough, so it takes this many windows ...
+    min_windows: int = 2
+    # ... except on an input too short for a second window, judged on its one window
+    # only when it matched at least this well.
+    single_window_confidence: float = 0.45
     major_after_ms: float = 200.0  # an offset beyond this (either way) is major, else minor
 
 
@@ -461,10 +467,14 @@ class AvSyncDetector(Detector):
             return []
         return self._close()
 
-    def _close(self) -> list[Event]:
+    def _close(self, final: bool = False) -> list[Event]:
         run, self._run = self._run, []
         if not run:
             return []
+        if len(run) < self.options.min_windows:
+            lone_window_input = final and len(self.windows) == 1
+            if not (lone_window_input and run[0].confidence >= self.options.single_window_confidence):
+                return []
         offset = statistics.median(w.offset_ms for w in run if w.offset_ms is not None)
         return [Event(
             kind="av.sync",
@@ -479,7 +489,7 @@ class AvSyncDetector(Detector):
     def finish(self, end: float) -> list[Event]:
         self._flush_video()
         self._flush_audio()
-        return self._analyse(final=True, end=end) + self._close()
+        return self._analyse(final=True, end=end) + self._close(final=True)
 
 
 def _smooth(signal: np.ndarray) -> np.ndarray:

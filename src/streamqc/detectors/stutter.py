@@ -41,6 +41,11 @@ class StutterOptions:
     repeat_ratio: float = 0.3  # a picture differing less than this fraction of that is a repeat
     motion_window_frames: int = 15  # ... and the median difference of this many frames is motion too (not a
     # freeze whose picture an encoder keeps refreshing)
+    # Moving video, not a still picture with a small animated element (a slide, a logo):
+    # the pictures around a repeat change by more than change_levels in at least this
+    # share of the grid.
+    min_moving_area: float = 0.01
+    change_levels: float = 8.0
     max_repeat_frames: int = 2  # longer runs of repeated pictures are a pause, not a repeat (3:2 holds 2)
     hole_ratio: float = 1.75  # a timestamp gap this many frame periods long has held slots (webcams jitter by half a period)
     max_hole_s: float = 0.5  # longer gaps are stream discontinuities, not dropped frames
@@ -72,8 +77,8 @@ class StutterDetector(Detector):
         self._last_time: float | None = None
         self._slot = 0  # frame periods counted so far
         self._gaps: collections.deque[float] = collections.deque(maxlen=15)
-        # The last pictures' differences, waiting for the one after them: (time, slot, difference).
-        self._recent: collections.deque[tuple[float, int, float]] = collections.deque(maxlen=self.options.max_repeat_frames + 2)
+        # The last pictures' differences, waiting for the one after them: (time, slot, difference, changed area).
+        self._recent: collections.deque[tuple[float, int, float, float]] = collections.deque(maxlen=self.options.max_repeat_frames + 2)
         self._holds: list[_Hold] = []  # held slots of the stutter being gathered (and cadence candidates)
         self._cadence: tuple[int, int] | None = None  # (shortest, longest) interval in slots
         self._cadence_reported = False
@@ -108,13 +113,15 @@ class StutterDetector(Detector):
         steps = (pictures[1:] - pictures[:-1]).reshape(pictures.shape[0] - 1, -1)
         rms = np.sqrt(np.einsum("ij,ij->i", steps, steps) / steps.shape[1]).tolist()
         differences[first:] = rms
+        areas = [0.0] * len(batch)
+        areas[first:] = (np.abs(steps) > self.options.change_levels).mean(axis=1).tolist()
         self._previous = batch[-1][2]
         events: list[Event] = []
-        for (time, duration, _), difference in zip(batch, differences):
-            events += self._step(time, duration, difference)
+        for (time, duration, _), difference, area in zip(batch, differences, areas):
+            events += self._step(time, duration, difference, area)
         return events
 
-    def _step(self, time: float, duration: float, difference: float) -> list[Event]:
+    def _step(self, time: float, duration: float, difference: float, area: float) -> list[Event]:
         last_time, self._last_time = self._last_time, time
         if last_time is None or difference != difference:  # the first picture, or a new size
             self._recent.clear()
@@ -130,7 +137,7 @@ class StutterDetector(Detector):
         elif gap > self.options.max_hole_s or gap <= 0:
             self._recent.clear()  # a discontinuity: what came before says nothing of this picture
         self._slot += slots
-        self._recent.append((time, self._slot, difference))
+        self._recent.append((time, self._slot, difference, area))
         self._differences.append(difference)
         events += self._repeats()
         events += self._close(time)
@@ -178,10 +185,12 @@ class StutterDetector(Detector):
         run = [recent[-1 - k] for k in range(length, 0, -1)]
         if moving < self.options.motion_levels or any(r[2] >= ratio * moving for r in run):
             return []
+        if min(recent[-2 - length][3], recent[-1][3]) < self.options.min_moving_area:
+            return []  # a still picture with a small moving element: no motion to stutter
         if float(np.median(self._differences)) < self.options.motion_levels:
             return []  # mostly still: an encoder refreshing a frozen picture, not moving video
         events: list[Event] = []
-        for time, slot, _ in run:
+        for time, slot, _, _ in run:
             events += self._hold(time, slot, "pictures")
         return events
 
