@@ -75,13 +75,7 @@ rtmp {{
         raise TimeoutError(f"nginx-rtmp did not listen on {self.port} in {timeout_s} s")
 
     def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> "RtmpServer":
@@ -89,3 +83,14 @@ rtmp {{
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def stop_process(process: subprocess.Popen | None) -> None:
+    """Terminate a peer's server process, killing it if it does not go within 5 s."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)

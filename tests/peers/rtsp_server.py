@@ -6,7 +6,7 @@ import pathlib
 import subprocess
 import time
 
-from peers.rtmp_server import free_port
+from peers.rtmp_server import free_port, stop_process
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 # What to install where they are missing (Debian):
@@ -60,13 +60,7 @@ class RtspServer:
         return self
 
     def close(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        stop_process(self.process)
 
     def __enter__(self) -> "RtspServer":
         return self.start()
