@@ -160,7 +160,7 @@ def test_corpus_follows_the_format_contract(small_corpus: tuple[Path, list[Path]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 7 and manifest["generator"].startswith("streamqc ")
     assert manifest["cases"] == [p.stem for p in paths]
-    kinds = set()
+    kinds, ignored = set(), set()
     for p in paths:
         case = json.loads(p.read_text())
         assert case["id"] == p.stem and case["seed"] == 7 and (out / case["file"]).is_file()
@@ -183,7 +183,10 @@ def test_corpus_follows_the_format_contract(small_corpus: tuple[Path, list[Path]
             assert item["what"] and item["start"] <= item["end"]
         for item in case["ignore"]:
             assert item["kind"].startswith(KNOWN_PREFIXES)
-    assert {"video.freeze", "video.black", "video.corruption", "video.decode_error"} <= kinds
+            ignored.add(item["kind"])
+    assert {"video.freeze", "video.black", "video.decode_error"} <= kinds
+    # Packet damage is labelled where it shows and ignored where it does not.
+    assert "video.corruption" in kinds | ignored
 
 
 def test_corpus_is_deterministic(small_corpus: tuple[Path, list[Path]], tmp_path: Path) -> None:
@@ -241,6 +244,32 @@ def test_damaged_ts_gives_decoder_errors_and_corruption_labels(tmp_path: Path) -
     assert all(lab.details["area"] >= damage.VISIBLE_AREA for lab in ann.labels)
     errs = damage.decode_error_annotations(report, cmp, origin, 25.0, ann)
     assert any(lab.kind == "video.decode_error" and abs(lab.start_s - 1.2) < 0.2 for lab in errs.labels)
+
+
+def test_corruption_labels_count_only_what_a_viewer_can_see(tmp_path: Path) -> None:
+    """Stale grain and a concealed pan differ from the clean decode but look right: no
+    label. Flat blocks pasted into the texture are labelled, with their share as area."""
+    from streamqc.synth import damage
+
+    v = VideoSpec(640, 352, Fraction(25))
+    sc = Scenario(ct.TexturePan(v, 7, speed_px_s=200.0, grain_sigma=3.0), None, 1.0)
+    path = tmp_path / "pan.ts"
+    encode_scenario(sc, path, "ts", VideoCodec("h264", bitrate_bps=3_000_000, gop_frames=25), None)
+    pictures = [damage.luma(f.frame).copy() for f in damage.decode_frames(path)]
+    clean = pictures[20]
+    rng = np.random.default_rng(5)
+    regrained = np.clip(clean + rng.normal(0, 3, clean.shape), 0, 255).astype(np.uint8)
+    differs, visible = damage.damaged_area(clean, regrained)
+    assert differs == 0.0 or visible == 0.0
+    # A whole picture from four frames earlier: the pan moved about 32 px, nothing is broken.
+    differs, visible = damage.damaged_area(clean, pictures[16])
+    assert differs > 0.5 and visible < damage.VISIBLE_AREA
+    broken = clean.copy()
+    blocks = [(r, c) for r in range(3, 8) for c in range(10, 18)]  # 40 of 22 x 40 blocks
+    for r, c in blocks:
+        broken[16 * r : 16 * r + 16, 16 * c : 16 * c + 16] = 128
+    differs, visible = damage.damaged_area(clean, broken)
+    assert abs(visible - len(blocks) / (22 * 40)) <= 0.01
 
 
 def test_timestamp_jumps_and_format_change(tmp_path: Path) -> None:

@@ -2,10 +2,18 @@
 
 Damage is what a lossy network or a bad tuner does: runs of TS packets of the video PID
 lost, or bits flipped in their payload. Where it shows is not guessed: clean and damaged
-files are decoded side by side and every frame compared. A frame is corrupt where a
-share of its 16x16 blocks differ from the clean decode by more than 8 levels of luma on
-average (`details.area`); errors propagate through prediction until the next keyframe,
-so the labels follow what the decoder actually produced.
+files are decoded side by side and every frame compared. Errors propagate through
+prediction until the next keyframe, so the labels follow what the decoder actually
+produced.
+
+Only damage a viewer can see is labelled. Much of what a decoder conceals differs from
+the clean decode without looking wrong: stale film grain, or a whole region predicted from
+the right content a few pixels off (a pan concealed with a guessed motion vector). So a
+16x16 block counts as damaged (`details.area`, the largest share of the picture damaged at
+once) only where, with grain and coding noise blurred away, the damaged picture is not
+the clean one moved by a smooth optical flow: smears, flat or garbage blocks, stale
+objects, and the seams where differently displaced regions meet. Blocks that differ but
+pass that test make ignore zones: a detector may flag them, and need not.
 
 `video.decode_error` covers the frames whose packets were damaged (from those packets'
 PES timestamps). A "baked" case re-encodes the damaged pictures cleanly: the corruption
@@ -19,15 +27,20 @@ from pathlib import Path
 from collections.abc import Callable, Iterator
 
 import av
+import cv2
 import numpy as np
 
 from streamqc.synth import tspackets as tsp
 from streamqc.synth.labels import Annotations, Ignore, Label
 
 BLOCK = 16
-BLOCK_DIFF = 8.0  # mean abs luma difference of a block that counts as visibly damaged
+BLOCK_DIFF = 8.0  # mean abs luma difference of a block that differs from the clean decode at all
+# mean abs luma difference, after a 1.5-pixel blur at half size, of a block the clean
+# picture moved by its optical flow does not explain: visibly damaged
+VISIBLE_DIFF = 6.0
 VISIBLE_AREA = 0.004  # share of blocks: at or above, the frame is labelled corrupt
-MERGE_GAP_FRAMES = 2
+MIN_EPISODE_AREA = 0.01  # an episode whose largest damaged share stays under this is too faint to label
+MERGE_GAP_S = 0.5  # visibly damaged frames closer than this are one episode (one hit's damage flickers)
 TS_CLOCK = 90000
 
 
@@ -119,20 +132,55 @@ def luma(frame: av.VideoFrame) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, : frame.width]
 
 
-def damaged_area(clean: np.ndarray, damaged: np.ndarray) -> float:
-    """Share of 16x16 blocks whose mean abs luma difference exceeds BLOCK_DIFF."""
+def _block_means(x: np.ndarray, size: int) -> np.ndarray:
+    h, w = (x.shape[0] // size) * size, (x.shape[1] // size) * size
+    return x[:h, :w].reshape(h // size, size, w // size, size).mean(axis=(1, 3))
+
+
+def damaged_area(clean: np.ndarray, damaged: np.ndarray) -> tuple[float, float]:
+    """(share of 16x16 blocks that differ by more than BLOCK_DIFF, share visibly damaged)."""
     if clean.shape != damaged.shape:
-        return 1.0
+        return 1.0, 1.0
     h, w = (clean.shape[0] // BLOCK) * BLOCK, (clean.shape[1] // BLOCK) * BLOCK
     a, b = clean[:h, :w], damaged[:h, :w]
     d = np.maximum(a, b) - np.minimum(a, b)  # |a - b| without leaving uint8
     sums = d.reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).sum(axis=(1, 3), dtype=np.uint32)
-    return float(np.mean(sums > BLOCK_DIFF * BLOCK * BLOCK))
+    differs = sums > BLOCK_DIFF * BLOCK * BLOCK
+    if not differs.any():
+        return 0.0, 0.0
+    return float(np.mean(differs)), float(np.mean(differs & _unexplained(a, b)))
+
+
+def _unexplained(clean: np.ndarray, damaged: np.ndarray) -> np.ndarray:
+    """Per 16x16 block: the damaged picture is not the clean one moved by a smooth flow."""
+    # Half size at most 640 wide keeps the flow cheap; blocks stay whole (16 / factor).
+    factor = 2 if clean.shape[1] <= 1280 else 4
+    size = (clean.shape[1] // factor, clean.shape[0] // factor)
+
+    def small(x: np.ndarray) -> np.ndarray:
+        return cv2.resize(cv2.GaussianBlur(x.astype(np.float32), (0, 0), 1.5), size, interpolation=cv2.INTER_AREA)
+
+    c, d = small(clean), small(damaged)
+    # Five pyramid levels follow a concealed pan of tens of pixels.
+    flow = cv2.calcOpticalFlowFarneback(d.round().astype(np.uint8), c.round().astype(np.uint8), None,
+                                        0.5, 5, 15, 3, 5, 1.2, 0)
+    gy, gx = np.mgrid[0 : c.shape[0], 0 : c.shape[1]].astype(np.float32)
+    sx, sy = gx + flow[..., 0], gy + flow[..., 1]
+    moved = cv2.remap(c, sx, sy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    residual = _block_means(np.abs(d - moved), BLOCK // factor)
+    # Where the flow reaches outside the clean picture there is nothing to compare with
+    # (content a pan brought in): not judged, so at most an ignore zone.
+    outside = (sx < -1) | (sy < -1) | (sx > c.shape[1]) | (sy > c.shape[0])
+    judged = _block_means(outside.astype(np.float32), BLOCK // factor) == 0
+    out = np.zeros((clean.shape[0] // BLOCK, clean.shape[1] // BLOCK), bool)
+    out[: residual.shape[0], : residual.shape[1]] = (residual > VISIBLE_DIFF) & judged
+    return out
 
 
 @dataclasses.dataclass(slots=True)
 class Comparison:
-    areas: np.ndarray  # per clean frame index: damaged area, NaN where the frame was lost
+    areas: np.ndarray  # per clean frame index: visibly damaged area, NaN where the frame was lost
+    differing: np.ndarray  # per clean frame index: area that differs at all, NaN where lost
     corrupt_flags: np.ndarray  # per clean frame index: decoder marked the frame corrupt
     decode_errors_s: list[float]  # check-clock times of packets the decoder rejected
 
@@ -153,6 +201,7 @@ def compare(clean: Path, damaged: Path, fps: float, frames: int,
 def _compare(clean: Path, damaged: Path, fps: float, frames: int,
              sink: Callable[[int, np.ndarray], None] | None) -> Comparison:
     areas = np.full(frames, np.nan)
+    differing = np.full(frames, np.nan)
     flags = np.zeros(frames, bool)
     errors: list[float] = []
     clean_it = decode_frames(clean)
@@ -179,14 +228,14 @@ def _compare(clean: Path, damaged: Path, fps: float, frames: int,
                 match, pending = pending, None
             break
         if match is not None:
-            areas[i] = damaged_area(luma(cf.frame), luma(match.frame))
+            differing[i], areas[i] = damaged_area(luma(cf.frame), luma(match.frame))
             flags[i] = match.corrupt
             if sink is not None:
                 last_pic = match.frame.to_ndarray(format="yuv420p")
         if sink is not None:
             sink(i, last_pic if last_pic is not None else cf.frame.to_ndarray(format="yuv420p"))
     o = origin or 0.0
-    return Comparison(areas, flags, [t - o for t in errors])
+    return Comparison(areas, differing, flags, [t - o for t in errors])
 
 
 def runs(mask: np.ndarray, gap: int = 0) -> list[tuple[int, int]]:
@@ -204,16 +253,19 @@ def runs(mask: np.ndarray, gap: int = 0) -> list[tuple[int, int]]:
 
 
 def corruption_annotations(cmp: Comparison, fps: float) -> Annotations:
-    """video.corruption over runs of visibly damaged frames; ignore the faint ones."""
+    """video.corruption over runs of visibly damaged frames; ignore the faint and invisible ones."""
     ann = Annotations()
     areas = np.nan_to_num(cmp.areas, nan=0.0)
     lost = np.isnan(cmp.areas)
     visible = areas >= VISIBLE_AREA
-    for a, b in runs(visible, MERGE_GAP_FRAMES):
+    faint = ((np.nan_to_num(cmp.differing, nan=0.0) > 0) & ~visible) | lost
+    for a, b in runs(visible, int(round(MERGE_GAP_S * fps))):
         seg = areas[a:b]
+        if seg.max() < MIN_EPISODE_AREA:
+            faint[a:b] = True
+            continue
         ann.labels.append(Label("video.corruption", a / fps, b / fps, {
             "area": round(float(seg.max()), 4), "mean_area": round(float(seg.mean()), 4)}))
-    faint = ((areas > 0) & ~visible) | lost
     for a, b in runs(faint, 0):
         ann.ignore.append(Ignore("video.corruption", a / fps, b / fps))
     # A lost frame shows as a repeat once re-encoded (baked) or as a gap: cadence
