@@ -49,10 +49,10 @@ GRID_HZ = 100  # onset signals live on 10 ms bins of media time
 COARSE_WIDTH_PX = 80  # the picture's activity is measured on a grid about this wide
 MOUTH_WIDTH_PX = 24  # ... and the mouth's on a crop about this wide
 AUDIO_BANDS_HZ = (80, 200, 400, 800, 1600, 3200, 6400, 12000)
-VOICE_BAND_HZ = (300, 3000)
+SPEECH_BANDS_HZ = (300, 600, 1200, 2400, 4000)  # octaves over the formants that lips shape
+LOUDNESS_EXPONENT = 1 / 3  # band energy to a loudness-like scale (Stevens' power law)
 ONSET_MEMORY_HOPS = 4  # a sound onset rises above the band's loudest of the last 40 ms
-VOICE_RANGE_DECADES = 5.0  # voice levels more than 50 dB below the loudest are floored
-MOUTH_SMOOTH_BINS = 2.0  # gaussian sigma of the mouth and voice levels
+MOUTH_SMOOTH_BINS = 2.0  # gaussian sigma of the mouth motion and the speech change
 VIDEO_BATCH_FRAMES = 32  # frames reduced in one vectorised step
 AUDIO_BATCH_S = 1.0  # audio reduced in one vectorised step
 
@@ -224,7 +224,9 @@ class AvSyncDetector(Detector):
         self._picture = _Grid()
         self._mouth = _Grid()
         self._sound = _Grid()
-        self._voice = _Grid()  # speech-band level (log energy), what lips go with
+        # Loudness of each speech band: how fast it changes is what moving lips go with.
+        self._speech = [_Grid() for _ in SPEECH_BANDS_HZ[1:]]
+        self._frame_period = 0.04  # s, the video's (the speech change is taken over the same span)
         self._tracker = _MouthTracker(self.options) if self.options.face else None
         # Video: frames waiting for the batch step, and the last reduced frame's state.
         self._frames: list[tuple[float, np.ndarray, np.ndarray | None]] = []
@@ -239,7 +241,7 @@ class AvSyncDetector(Detector):
         self._rate = 0
         self._last_bands: np.ndarray | None = None
         self._band_index: np.ndarray | None = None
-        self._voice_edges = np.zeros(2, np.int64)
+        self._speech_edges = np.zeros(len(SPEECH_BANDS_HZ), np.int64)
         # Windows
         self._next_window = 0.0
         self.windows: list[WindowEstimate] = []  # every estimate so far (for tools and tests)
@@ -297,6 +299,8 @@ class AvSyncDetector(Detector):
             self._last_crop = cstack[-1]
         else:
             self._last_crop = None
+        if times.size > 1:
+            self._frame_period = float(np.median(np.diff(times)))
         self._picture.filled_until = self._mouth.filled_until = float(times[-1])
         self._frames = []
 
@@ -330,7 +334,7 @@ class AvSyncDetector(Detector):
         if self._band_index is None:
             freqs = np.fft.rfftfreq(hop, 1.0 / self._rate)
             self._band_index = np.searchsorted(freqs, AUDIO_BANDS_HZ)
-            self._voice_edges = np.searchsorted(freqs, VOICE_BAND_HZ)
+            self._speech_edges = np.searchsorted(freqs, SPEECH_BANDS_HZ)
         edges = self._band_index
         cumulative = np.concatenate([np.zeros((n, 1)), np.cumsum(spectrum, axis=1)], axis=1)
         bands = np.log10(cumulative[:, edges[1:]] - cumulative[:, edges[:-1]] + 1e-6)
@@ -345,9 +349,13 @@ class AvSyncDetector(Detector):
         # The flux of hop i is the step from hop i-1 into hop i: an onset at hop i's start.
         times = self._audio_time + np.arange(n) * hop / self._rate
         self._sound.add(times, flux)
-        voice = cumulative[:, self._voice_edges[1]] - cumulative[:, self._voice_edges[0]]
-        self._voice.add(times + 0.5 * hop / self._rate, np.log10(voice + 1e-7))
-        self._sound.filled_until = self._voice.filled_until = float(times[-1]) + hop / self._rate
+        speech = cumulative[:, self._speech_edges[1:]] - cumulative[:, self._speech_edges[:-1]]
+        loudness = np.maximum(speech, 0.0) ** LOUDNESS_EXPONENT
+        filled = float(times[-1]) + hop / self._rate
+        for band, grid in enumerate(self._speech):
+            grid.add(times + 0.5 * hop / self._rate, loudness[:, band])
+            grid.filled_until = filled
+        self._sound.filled_until = filled
         self._last_bands = joined[-ONSET_MEMORY_HOPS:]
         rest = block[used:]
         self._audio_time += used / self._rate
@@ -365,13 +373,13 @@ class AvSyncDetector(Detector):
             # One track has stopped or never started: nothing to compare until it is back,
             # and nothing of the other worth keeping.
             self._next_window = latest - margin - o.window_s
-            for grid in (self._picture, self._mouth, self._sound, self._voice):
+            for grid in (self._picture, self._mouth, self._sound, *self._speech):
                 grid.trim(self._next_window - margin - 0.1)
         events: list[Event] = []
         while self._next_window + o.window_s <= known:
             events += self._window(self._next_window, self._next_window + o.window_s)
             self._next_window += o.hop_s
-            for grid in (self._picture, self._mouth, self._sound, self._voice):
+            for grid in (self._picture, self._mouth, self._sound, *self._speech):
                 grid.trim(self._next_window - margin - 0.1)
         if final:
             # The tail: one window ending at the end, unless the last one nearly did; an
@@ -400,22 +408,38 @@ class AvSyncDetector(Detector):
             sharp = self._correlate(picture, sound, lag, needed)
         if sharp is not None and sharp[1] >= o.strong_correlation:
             return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
-        # ... and a moving mouth against the loudness of the voice: lips move for as
-        # long as a syllable sounds, so these are levels, not onsets. On a talking head
-        # the picture's own onsets (nods, the encoder's keyframes) are a weaker guide.
+        # ... and a moving mouth against a changing voice. On a talking head the
+        # picture's own onsets (nods, the encoder's keyframes) are a weaker guide.
         mouth = self._mouth.level(start, stop)
-        voice = self._voice.level(start - reach, stop + reach)
-        if mouth is not None and voice is not None:
-            # Levels far below the voice are all "quiet": digital silence (a cut, padding)
-            # must not weigh more than room tone.
-            voice = np.maximum(voice, voice.max() - VOICE_RANGE_DECADES)
-            lips = self._correlate(gaussian_filter1d(mouth, MOUTH_SMOOTH_BINS),
-                                   gaussian_filter1d(voice, MOUTH_SMOOTH_BINS), lag, o.min_mouth_confidence)
+        change = self._speech_change(start - reach, stop + reach)
+        if mouth is not None and change is not None:
+            lips = self._correlate(gaussian_filter1d(mouth, MOUTH_SMOOTH_BINS), change, lag,
+                                   o.min_mouth_confidence)
             if lips is not None:
                 return WindowEstimate(start, stop, *lips[:2], "mouth", *lips[2:])
         if sharp is not None:
             return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
         return WindowEstimate(start, stop, None, 0.0, "none")
+
+    def _speech_change(self, start: float, stop: float) -> np.ndarray | None:
+        """How much the speech bands' loudness changed over the last frame period, on the grid.
+
+        The mouth cue is motion (how much the lips moved from one frame to the next),
+        which peaks as a mouth opens and as it closes. Matched against the voice's level,
+        which peaks while the mouth is open, the best lag falls a quarter syllable to
+        either side (100-180 ms on real faces); matched against the voice's change over
+        the same frame period, it falls on the syllable's edges like the motion does.
+        """
+        period_bins = max(1, int(round(self._frame_period * GRID_HZ)))
+        before = start - period_bins / GRID_HZ
+        levels = [grid.level(before, stop) for grid in self._speech]
+        if any(level is None for level in levels):
+            return None
+        bands = np.stack(levels)  # type: ignore[arg-type]
+        # Each band by its own loudest: the lips shape the upper formants as much as the
+        # louder first one.
+        bands = gaussian_filter1d(bands / (bands.max(axis=1, keepdims=True) + 1e-12), MOUTH_SMOOTH_BINS, axis=1)
+        return np.abs(bands[:, period_bins:] - bands[:, :-period_bins]).sum(axis=0)
 
     def _correlate(self, picture: np.ndarray, sound: np.ndarray, lag: int, min_confidence: float) -> tuple[float, float, float, float] | None:
         """(offset_ms, confidence, peak, rival) of the clearest lag, or None when nothing stands out."""
