@@ -52,6 +52,7 @@ AUDIO_BANDS_HZ = (80, 200, 400, 800, 1600, 3200, 6400, 12000)
 SPEECH_BANDS_HZ = (300, 600, 1200, 2400, 4000)  # octaves over the formants that lips shape
 LOUDNESS_EXPONENT = 1 / 3  # band energy to a loudness-like scale (Stevens' power law)
 ONSET_MEMORY_HOPS = 4  # a sound onset rises above the band's loudest of the last 40 ms
+CAVITY_PERCENTILE = 10  # the mouth's opening is read from its darkest pixels
 MOUTH_SMOOTH_BINS = 2.0  # gaussian sigma of the mouth motion and the speech change
 VIDEO_BATCH_FRAMES = 32  # frames reduced in one vectorised step
 AUDIO_BATCH_S = 1.0  # audio reduced in one vectorised step
@@ -222,7 +223,8 @@ class AvSyncDetector(Detector):
     def __init__(self, options: AvSyncOptions | None = None) -> None:
         super().__init__(options)
         self._picture = _Grid()
-        self._mouth = _Grid()
+        self._mouth = _Grid()  # how much the mouth region moved since the last frame
+        self._cavity = _Grid()  # how dark the middle of the mouth region is: how open the mouth is
         self._sound = _Grid()
         # Loudness of each speech band: how fast it changes is what moving lips go with.
         self._speech = [_Grid() for _ in SPEECH_BANDS_HZ[1:]]
@@ -296,12 +298,16 @@ class AvSyncDetector(Detector):
             mouth = np.abs(np.diff(np.concatenate([first, cstack]), axis=0)).mean(axis=(1, 2))
             skip = 0 if goes_on else 1  # a new box's first crop has nothing to differ from
             self._mouth.add(times[skip:], mouth[skip:])
+            width = cstack.shape[2]
+            middle = cstack[:, :, width // 4 : width - width // 4].reshape(len(cstack), -1)
+            # The darkest tenth of the middle: the open mouth's cavity (not the lips or teeth).
+            self._cavity.add(times, -np.percentile(middle, CAVITY_PERCENTILE, axis=1))
             self._last_crop = cstack[-1]
         else:
             self._last_crop = None
         if times.size > 1:
             self._frame_period = float(np.median(np.diff(times)))
-        self._picture.filled_until = self._mouth.filled_until = float(times[-1])
+        self._picture.filled_until = self._mouth.filled_until = self._cavity.filled_until = float(times[-1])
         self._frames = []
 
     # --- sound --------------------------------------------------------------------
@@ -373,13 +379,13 @@ class AvSyncDetector(Detector):
             # One track has stopped or never started: nothing to compare until it is back,
             # and nothing of the other worth keeping.
             self._next_window = latest - margin - o.window_s
-            for grid in (self._picture, self._mouth, self._sound, *self._speech):
+            for grid in (self._picture, self._mouth, self._cavity, self._sound, *self._speech):
                 grid.trim(self._next_window - margin - 0.1)
         events: list[Event] = []
         while self._next_window + o.window_s <= known:
             events += self._window(self._next_window, self._next_window + o.window_s)
             self._next_window += o.hop_s
-            for grid in (self._picture, self._mouth, self._sound, *self._speech):
+            for grid in (self._picture, self._mouth, self._cavity, self._sound, *self._speech):
                 grid.trim(self._next_window - margin - 0.1)
         if final:
             # The tail: one window ending at the end, unless the last one nearly did; an
@@ -411,18 +417,27 @@ class AvSyncDetector(Detector):
         # ... and a moving mouth against a changing voice. On a talking head the
         # picture's own onsets (nods, the encoder's keyframes) are a weaker guide.
         mouth = self._mouth.level(start, stop)
-        change = self._speech_change(start - reach, stop + reach)
-        if mouth is not None and change is not None:
-            lips = self._correlate(gaussian_filter1d(mouth, MOUTH_SMOOTH_BINS), change, lag,
-                                   o.min_mouth_confidence)
+        cavity = self._cavity.level(start, stop)
+        speech = self._speech_bands(start - reach, stop + reach)
+        if mouth is not None and cavity is not None and speech is not None:
+            loudness, change = speech
+            # Two views of one articulation, each with its own way of being wrong: how
+            # much the mouth moves against how much the voice changes (lip motion runs
+            # ahead of the sound it shapes, more for some speakers than others), and how
+            # open the mouth is against how loud the voice is (a level: a smoother match,
+            # its own side lobes). Their correlations are averaged lag by lag.
+            curve = 0.5 * (_correlation(gaussian_filter1d(mouth, MOUTH_SMOOTH_BINS), change)
+                           + _correlation(gaussian_filter1d(cavity, MOUTH_SMOOTH_BINS), loudness))
+            lips = self._pick(curve, lag, o.min_mouth_confidence)
             if lips is not None:
                 return WindowEstimate(start, stop, *lips[:2], "mouth", *lips[2:])
         if sharp is not None:
             return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
         return WindowEstimate(start, stop, None, 0.0, "none")
 
-    def _speech_change(self, start: float, stop: float) -> np.ndarray | None:
-        """How much the speech bands' loudness changed over the last frame period, on the grid.
+    def _speech_bands(self, start: float, stop: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The speech bands' loudness on the grid, and how much it changed over the last
+        frame period; None without enough sound.
 
         The mouth cue is motion (how much the lips moved from one frame to the next),
         which peaks as a mouth opens and as it closes. Matched against the voice's level,
@@ -439,23 +454,18 @@ class AvSyncDetector(Detector):
         # Each band by its own loudest: the lips shape the upper formants as much as the
         # louder first one.
         bands = gaussian_filter1d(bands / (bands.max(axis=1, keepdims=True) + 1e-12), MOUTH_SMOOTH_BINS, axis=1)
-        return np.abs(bands[:, period_bins:] - bands[:, :-period_bins]).sum(axis=0)
+        change = np.abs(bands[:, period_bins:] - bands[:, :-period_bins]).sum(axis=0)
+        return bands[:, period_bins:].sum(axis=0), change
 
     def _correlate(self, picture: np.ndarray, sound: np.ndarray, lag: int, min_confidence: float) -> tuple[float, float, float, float] | None:
         """(offset_ms, confidence, peak, rival) of the clearest lag, or None when nothing stands out."""
+        return self._pick(_correlation(picture, sound), lag, min_confidence)
+
+    def _pick(self, corr: np.ndarray, lag: int, min_confidence: float) -> tuple[float, float, float, float] | None:
+        """The clearest lag of a correlation curve (index k: sound shifted by k - lag bins)."""
         o = self.options
-        n = picture.size
-        v = picture - picture.mean()
-        v_norm = float(np.sqrt(np.dot(v, v)))
-        if v_norm <= 1e-9:
+        if not np.any(corr):
             return None
-        products = np.correlate(sound, v, mode="valid")  # index k: sound shifted by k - lag bins
-        # Pearson correlation per lag: the sound's mean and energy over each shifted span.
-        csum = np.concatenate([[0.0], np.cumsum(sound)])
-        csq = np.concatenate([[0.0], np.cumsum(sound * sound)])
-        sums = csum[n:] - csum[:-n]
-        energy = csq[n:] - csq[:-n] - sums * sums / n
-        corr = products / (v_norm * np.sqrt(np.maximum(energy, 1e-12)))
         peak = int(np.argmax(corr))
         top = float(corr[peak])
         gap = int(round(o.min_rival_gap_ms / 1000 * GRID_HZ))
@@ -514,6 +524,22 @@ class AvSyncDetector(Detector):
         self._flush_video()
         self._flush_audio()
         return self._analyse(final=True, end=end) + self._close(final=True)
+
+
+def _correlation(picture: np.ndarray, sound: np.ndarray) -> np.ndarray:
+    """Pearson correlation of `picture` with each span of `sound` as long as it, 0 for a flat picture."""
+    n = picture.size
+    v = picture - picture.mean()
+    v_norm = float(np.sqrt(np.dot(v, v)))
+    if v_norm <= 1e-9:
+        return np.zeros(sound.size - n + 1)
+    products = np.correlate(sound, v, mode="valid")
+    # The sound's mean and energy over each shifted span.
+    csum = np.concatenate([[0.0], np.cumsum(sound)])
+    csq = np.concatenate([[0.0], np.cumsum(sound * sound)])
+    sums = csum[n:] - csum[:-n]
+    energy = csq[n:] - csq[:-n] - sums * sums / n
+    return products / (v_norm * np.sqrt(np.maximum(energy, 1e-12)))
 
 
 def _smooth(signal: np.ndarray) -> np.ndarray:
