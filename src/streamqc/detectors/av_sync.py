@@ -77,7 +77,10 @@ class AvSyncOptions:
     min_cues: int = 3  # distinct picture onsets (flashes, cuts) a window needs
     face: bool = True  # look for a face and follow its mouth
     face_interval_s: float = 1.0  # run the face detector at most this often while a face is seen
-    face_width_px: int = 96  # width of the picture the face detector looks at
+    face_width_px: int = 96  # width of the picture the face detector looks at ...
+    # ... and, when it finds none there, this width: the cascade's smallest face is 24 px,
+    # and a face a fifth of the picture wide is smaller than that at 96 px.
+    face_retry_width_px: int = 160
     face_backoff_max_s: float = 16.0  # without faces, retry ever more rarely, up to this interval
     merge_gap_s: float = 4.0  # out-of-sync windows closer than this (abstentions between) are one event
     # An offset is a lasting condition: one window alone (8 s of chance correlation on
@@ -123,14 +126,13 @@ class _MouthTracker:
         if frame.time < self._next_look:
             return False
         luma = frame.luma
-        step = max(1, luma.shape[1] // self.options.face_width_px)
-        small = np.ascontiguousarray(frame.sample(step).astype(np.uint8))
-        side = max(12, small.shape[1] // 6)  # a face narrower than 1/6 of the picture has unreadable lips
-        faces = self._classifier().detectMultiScale(small, scaleFactor=1.25, minNeighbors=3, minSize=(side, side))
+        face = self._find(frame, self.options.face_width_px)
+        if face is None and self.options.face_retry_width_px > self.options.face_width_px:
+            face = self._find(frame, self.options.face_retry_width_px)
         old = self.box
-        if len(faces):
+        if face is not None:
             self._misses = 0
-            x, y, w, h = (int(v) * step for v in max(faces, key=lambda f: int(f[2]) * int(f[3])))
+            x, y, w, h = face
             y0, y1 = y + int(0.64 * h), min(luma.shape[0], y + int(0.98 * h))
             x0, x1 = x + int(0.22 * w), min(luma.shape[1], x + int(0.78 * w))
             new = (y0, y1, x0, x1, max(1, (x1 - x0) // MOUTH_WIDTH_PX))
@@ -146,6 +148,18 @@ class _MouthTracker:
             backoff = self.options.face_interval_s * 2 ** min(self._misses - 1, 8)
             self._next_look = frame.time + min(backoff, self.options.face_backoff_max_s)
         return self.box != old
+
+    def _find(self, frame: VideoFrame, width_px: int) -> tuple[int, int, int, int] | None:
+        """The largest frontal face (x, y, w, h in full-resolution pixels) on the picture
+        scaled to about `width_px`, or None."""
+        step = max(1, frame.luma.shape[1] // width_px)
+        small = np.ascontiguousarray(frame.sample(step).astype(np.uint8))
+        side = max(12, small.shape[1] // 6)  # a face narrower than 1/6 of the picture has unreadable lips
+        faces = self._classifier().detectMultiScale(small, scaleFactor=1.25, minNeighbors=3, minSize=(side, side))
+        if not len(faces):
+            return None
+        x, y, w, h = (int(v) * step for v in max(faces, key=lambda f: int(f[2]) * int(f[3])))
+        return x, y, w, h
 
     def crop(self, frame: VideoFrame) -> np.ndarray | None:
         if self.box is None:
@@ -296,8 +310,9 @@ class AvSyncDetector(Detector):
             goes_on = self._last_crop is not None and self._last_crop.shape == cstack.shape[1:]
             first = self._last_crop[None] if goes_on else cstack[:1]
             mouth = np.abs(np.diff(np.concatenate([first, cstack]), axis=0)).mean(axis=(1, 2))
-            skip = 0 if goes_on else 1  # a new box's first crop has nothing to differ from
-            self._mouth.add(times[skip:], mouth[skip:])
+            moved = mouth > 0  # a repeated picture (frame-rate conversion) shows no motion, it hides it
+            moved[0] &= goes_on  # a new box's first crop has nothing to differ from
+            self._mouth.add(times[moved], mouth[moved])
             width = cstack.shape[2]
             middle = cstack[:, :, width // 4 : width - width // 4].reshape(len(cstack), -1)
             # The darkest tenth of the middle: the open mouth's cavity (not the lips or teeth).
