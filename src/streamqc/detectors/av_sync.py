@@ -11,9 +11,11 @@ audio late). Two pairs of signals are compared:
   a coarse luma grid (cuts, flashes, motion that starts) against the rise of each of
   a few bands over the loudest of its last 40 ms (a SuperFlux-like onset strength, the
   band that rose most speaking for the hop);
-- when a frontal face is seen, the motion inside its mouth region against the level
-  of the voice band (300-3000 Hz): lips move for as long as a syllable sounds, so
-  these are levels, not onsets.
+- when a frontal face is seen, its mouth region against the speech bands (300-4000
+  Hz, on a loudness-like scale), like with like: how much the mouth moved since the
+  last frame against how much the voice changed over the same frame period, and how
+  open the mouth is (its darkest pixels) against how loud the voice is. The two
+  correlations are averaged lag by lag.
 
 A window speaks only when its peak is high and stands clear of every peak more than
 `min_rival_gap_ms` away, and not at the edge of the search: unrelated sound and
@@ -25,8 +27,9 @@ leading by more than `lead_ms`, lagging by more than `lag_ms`) make one event; a
 abstention neither ends nor starts one.
 
 The face detector (OpenCV's bundled Haar cascade) is costly next to everything else
-here, so it runs at most once every `face_interval_s` on a ~100 px wide picture, the
-mouth box being held in between, and ever more rarely while no face is found.
+here, so it runs at most once every `face_interval_s` on a ~100 px wide picture (again
+at ~160 px when that finds none), the mouth box being held in between, and ever more
+rarely while no face is found.
 Pictures are reduced 32 frames at a time and sound a second at a time, so the
 per-buffer cost is a slice and an append.
 """
@@ -443,7 +446,7 @@ class AvSyncDetector(Detector):
             # its own side lobes). Their correlations are averaged lag by lag.
             curve = 0.5 * (_correlation(gaussian_filter1d(mouth, MOUTH_SMOOTH_BINS), change)
                            + _correlation(gaussian_filter1d(cavity, MOUTH_SMOOTH_BINS), loudness))
-            lips = self._pick(curve, lag, o.min_mouth_confidence)
+            lips = self._pick(curve, lag, o.min_mouth_confidence, broad=True)
             if lips is not None:
                 return WindowEstimate(start, stop, *lips[:2], "mouth", *lips[2:])
         if sharp is not None:
@@ -476,8 +479,13 @@ class AvSyncDetector(Detector):
         """(offset_ms, confidence, peak, rival) of the clearest lag, or None when nothing stands out."""
         return self._pick(_correlation(picture, sound), lag, min_confidence)
 
-    def _pick(self, corr: np.ndarray, lag: int, min_confidence: float) -> tuple[float, float, float, float] | None:
-        """The clearest lag of a correlation curve (index k: sound shifted by k - lag bins)."""
+    def _pick(self, corr: np.ndarray, lag: int, min_confidence: float,
+              broad: bool = False) -> tuple[float, float, float, float] | None:
+        """The clearest lag of a correlation curve (index k: sound shifted by k - lag bins).
+
+        `broad`: the curve's peak is wide (levels matched, not onsets), so its own slopes
+        100 ms out are still high; only another peak (or the search's edge) is a rival.
+        """
         o = self.options
         if not np.any(corr):
             return None
@@ -485,6 +493,9 @@ class AvSyncDetector(Detector):
         top = float(corr[peak])
         gap = int(round(o.min_rival_gap_ms / 1000 * GRID_HZ))
         far = np.abs(np.arange(corr.size) - peak) > gap
+        if broad:
+            padded = np.concatenate([[-np.inf], corr, [-np.inf]])
+            far &= (corr >= padded[:-2]) & (corr >= padded[2:])
         rival = float(corr[far].max()) if far.any() else 0.0
         # The peak's height, discounted when a rival comes close to it.
         confidence = min(1.0, top) * min(1.0, 0.5 + 5.0 * (top - rival))
