@@ -173,11 +173,12 @@ class _MouthTracker:
 
 
 class _Grid:
-    """A growing signal on the 100 Hz grid, trimmed from the front as windows pass."""
+    """A growing signal on the 100 Hz grid (`columns` signals sampled together), trimmed
+    from the front as windows pass."""
 
-    def __init__(self) -> None:
+    def __init__(self, columns: int = 0) -> None:
         self.first_bin = 0
-        self.values = np.zeros(0, np.float64)
+        self.values = np.zeros((0, columns) if columns else 0, np.float64)  # bins first
         self.weights = np.zeros(0, np.float64)  # how much of a sample each bin holds (levels)
         self.filled_until = 0.0  # media time up to which the signal is known
 
@@ -191,25 +192,30 @@ class _Grid:
         low = np.floor(pos).astype(np.int64)
         frac = pos - low
         need = int(low.max()) + 2 if low.size else 0
-        if need > self.values.size:
-            more = np.zeros(need - self.values.size + 4 * GRID_HZ)
-            self.values = np.concatenate([self.values, more])
-            self.weights = np.concatenate([self.weights, more])
+        if need > self.weights.size:
+            more = need - self.weights.size + 4 * GRID_HZ
+            self.values = np.concatenate([self.values, np.zeros((more, *self.values.shape[1:]))])
+            self.weights = np.concatenate([self.weights, np.zeros(more)])
         if low.size == 0:
             return
         first = int(low[0]) if low.size == 1 else int(low.min())
         bins = np.concatenate([low, low + 1]) - first
         shares = np.concatenate([1 - frac, frac])
         size = int(bins.max()) + 1
-        self.values[first : first + size] += np.bincount(bins, np.concatenate([values, values]) * shares, size)
+        doubled = np.concatenate([values, values])
+        if doubled.ndim == 1:
+            self.values[first : first + size] += np.bincount(bins, doubled * shares, size)
+        else:
+            for column in range(doubled.shape[1]):
+                self.values[first : first + size, column] += np.bincount(bins, doubled[:, column] * shares, size)
         self.weights[first : first + size] += np.bincount(bins, shares, size)
 
     def span(self, start_s: float, end_s: float, of: np.ndarray | None = None) -> np.ndarray:
         """Bins [start_s, end_s) of the values (or of `of`, an array kept alongside), 0 where unknown."""
         source = self.values if of is None else of
         a, b = int(round(start_s * GRID_HZ)) - self.first_bin, int(round(end_s * GRID_HZ)) - self.first_bin
-        out = np.zeros(b - a)
-        lo, hi = max(a, 0), min(b, source.size)
+        out = np.zeros((b - a, *source.shape[1:]))
+        lo, hi = max(a, 0), min(b, source.shape[0])
         if hi > lo:
             out[lo - a : hi - a] = source[lo:hi]
         return out
@@ -222,7 +228,10 @@ class _Grid:
         if np.count_nonzero(known) < 0.1 * known.size:
             return None
         bins = np.arange(known.size)
-        return np.interp(bins, bins[known], values[known] / weights[known])
+        if values.ndim == 1:
+            return np.interp(bins, bins[known], values[known] / weights[known])
+        means = values[known] / weights[known, None]
+        return np.stack([np.interp(bins, bins[known], column) for column in means.T], axis=1)
 
     def trim(self, before_s: float) -> None:
         cut = int(before_s * GRID_HZ) - self.first_bin
@@ -244,7 +253,7 @@ class AvSyncDetector(Detector):
         self._cavity = _Grid()  # how dark the middle of the mouth region is: how open the mouth is
         self._sound = _Grid()
         # Loudness of each speech band: how fast it changes is what moving lips go with.
-        self._speech = [_Grid() for _ in SPEECH_BANDS_HZ[1:]]
+        self._speech = _Grid(columns=len(SPEECH_BANDS_HZ) - 1)
         self._frame_period = 0.04  # s, the video's (the speech change is taken over the same span)
         self._tracker = _MouthTracker(self.options) if self.options.face else None
         # Video: frames waiting for the batch step, and the last reduced frame's state.
@@ -376,10 +385,8 @@ class AvSyncDetector(Detector):
         speech = cumulative[:, self._speech_edges[1:]] - cumulative[:, self._speech_edges[:-1]]
         loudness = np.maximum(speech, 0.0) ** LOUDNESS_EXPONENT
         filled = float(times[-1]) + hop / self._rate
-        for band, grid in enumerate(self._speech):
-            grid.add(times + 0.5 * hop / self._rate, loudness[:, band])
-            grid.filled_until = filled
-        self._sound.filled_until = filled
+        self._speech.add(times + 0.5 * hop / self._rate, loudness)
+        self._sound.filled_until = self._speech.filled_until = filled
         self._last_bands = joined[-ONSET_MEMORY_HOPS:]
         rest = block[used:]
         self._audio_time += used / self._rate
@@ -397,13 +404,13 @@ class AvSyncDetector(Detector):
             # One track has stopped or never started: nothing to compare until it is back,
             # and nothing of the other worth keeping.
             self._next_window = latest - margin - o.window_s
-            for grid in (self._picture, self._mouth, self._cavity, self._sound, *self._speech):
+            for grid in (self._picture, self._mouth, self._cavity, self._sound, self._speech):
                 grid.trim(self._next_window - margin - 0.1)
         events: list[Event] = []
         while self._next_window + o.window_s <= known:
             events += self._window(self._next_window, self._next_window + o.window_s)
             self._next_window += o.hop_s
-            for grid in (self._picture, self._mouth, self._cavity, self._sound, *self._speech):
+            for grid in (self._picture, self._mouth, self._cavity, self._sound, self._speech):
                 grid.trim(self._next_window - margin - 0.1)
         if final:
             # The tail: one window ending at the end, unless the last one nearly did; an
@@ -435,8 +442,8 @@ class AvSyncDetector(Detector):
         # ... and a moving mouth against a changing voice. On a talking head the
         # picture's own onsets (nods, the encoder's keyframes) are a weaker guide.
         mouth = self._mouth.level(start, stop)
-        cavity = self._cavity.level(start, stop)
-        speech = self._speech_bands(start - reach, stop + reach)
+        cavity = self._cavity.level(start, stop) if mouth is not None else None
+        speech = self._speech_bands(start - reach, stop + reach) if cavity is not None else None
         if mouth is not None and cavity is not None and speech is not None:
             loudness, change = speech
             # Two views of one articulation, each with its own way of being wrong: how
@@ -465,10 +472,10 @@ class AvSyncDetector(Detector):
         """
         period_bins = max(1, int(round(self._frame_period * GRID_HZ)))
         before = start - period_bins / GRID_HZ
-        levels = [grid.level(before, stop) for grid in self._speech]
-        if any(level is None for level in levels):
+        levels = self._speech.level(before, stop)
+        if levels is None:
             return None
-        bands = np.stack(levels)  # type: ignore[arg-type]
+        bands = levels.T
         # Each band by its own loudest: the lips shape the upper formants as much as the
         # louder first one.
         bands = gaussian_filter1d(bands / (bands.max(axis=1, keepdims=True) + 1e-12), MOUTH_SMOOTH_BINS, axis=1)
