@@ -81,8 +81,8 @@ class AvSyncOptions:
     face: bool = True  # look for a face and follow its mouth
     face_interval_s: float = 1.0  # run the face detector at most this often while a face is seen
     face_width_px: int = 96  # width of the picture the face detector looks at ...
-    # ... and, when it finds none there, this width: the cascade's smallest face is 24 px,
-    # and a face a fifth of the picture wide is smaller than that at 96 px.
+    # ... and, when it finds none there, this width (0: no second look): the cascade's
+    # smallest face is 24 px, and a face a fifth of the picture wide is less at 96 px.
     face_retry_width_px: int = 160
     face_backoff_max_s: float = 16.0  # without faces, retry ever more rarely, up to this interval
     merge_gap_s: float = 4.0  # out-of-sync windows closer than this (abstentions between) are one event
@@ -129,9 +129,10 @@ class _MouthTracker:
         if frame.time < self._next_look:
             return False
         luma = frame.luma
+        width = luma.shape[1]
         face = self._find(frame, self.options.face_width_px)
-        if face is None and self.options.face_retry_width_px > self.options.face_width_px:
-            face = self._find(frame, self.options.face_retry_width_px)
+        if face is None and width // max(1, self.options.face_retry_width_px) < width // self.options.face_width_px:
+            face = self._find(frame, self.options.face_retry_width_px)  # a finer picture than the first look's
         old = self.box
         if face is not None:
             self._misses = 0
@@ -328,7 +329,8 @@ class AvSyncDetector(Detector):
             width = cstack.shape[2]
             middle = cstack[:, :, width // 4 : width - width // 4].reshape(len(cstack), -1)
             # The darkest tenth of the middle: the open mouth's cavity (not the lips or teeth).
-            self._cavity.add(times, -np.percentile(middle, CAVITY_PERCENTILE, axis=1))
+            if middle.size:
+                self._cavity.add(times, -np.percentile(middle, CAVITY_PERCENTILE, axis=1))
             self._last_crop = cstack[-1]
         else:
             self._last_crop = None
