@@ -81,8 +81,8 @@ class AvSyncOptions:
     face: bool = True  # look for a face and follow its mouth
     face_interval_s: float = 1.0  # run the face detector at most this often while a face is seen
     face_width_px: int = 96  # width of the picture the face detector looks at ...
-    # ... and, when it finds none there, this width (0: no second look): the cascade's
-    # smallest face is 24 px, and a face a fifth of the picture wide is less at 96 px.
+    # ... and, when it finds none there, this width (0: no second look): the cascade
+    # sees no face under 24 px (a quarter of 96), and misses some larger ones that coarse.
     face_retry_width_px: int = 160
     face_backoff_max_s: float = 16.0  # without faces, retry ever more rarely, up to this interval
     merge_gap_s: float = 4.0  # out-of-sync windows closer than this (abstentions between) are one event
