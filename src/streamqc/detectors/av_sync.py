@@ -51,6 +51,7 @@ from streamqc.media import AudioChunk, VideoFrame
 GRID_HZ = 100  # onset signals live on 10 ms bins of media time
 COARSE_WIDTH_PX = 80  # the picture's activity is measured on a grid about this wide
 MOUTH_WIDTH_PX = 24  # ... and the mouth's on a crop about this wide
+BOX_JITTER = 0.1  # a new face box within this share of the mouth box's width is the same one
 AUDIO_BANDS_HZ = (80, 200, 400, 800, 1600, 3200, 6400, 12000)
 SPEECH_BANDS_HZ = (300, 600, 1200, 2400, 4000)  # octaves over the formants that lips shape
 LOUDNESS_EXPONENT = 1 / 3  # band energy to a loudness-like scale (Stevens' power law)
@@ -140,8 +141,11 @@ class _MouthTracker:
             y0, y1 = y + int(0.64 * h), min(luma.shape[0], y + int(0.98 * h))
             x0, x1 = x + int(0.22 * w), min(luma.shape[1], x + int(0.78 * w))
             new = (y0, y1, x0, x1, max(1, (x1 - x0) // MOUTH_WIDTH_PX))
-            # A box that moved by less than a crop pixel is the same box: keep its history.
-            if old is not None and all(abs(a - b) <= old[4] for a, b in zip(old[:4], new[:4])):
+            # The cascade's box jitters from look to look on a still head: a box whose edges
+            # all moved by less than BOX_JITTER of its width is the same box (a jump in the
+            # crop would read as a jump in the mouth's opening); keep it and its history.
+            if old is not None and all(abs(a - b) <= max(old[4], BOX_JITTER * (old[3] - old[2]))
+                                       for a, b in zip(old[:4], new[:4])):
                 new = old
             self.box = new
             self._next_look = frame.time + self.options.face_interval_s
