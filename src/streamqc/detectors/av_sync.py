@@ -454,7 +454,7 @@ class AvSyncDetector(Detector):
             loudness, change = speech
             # Two views of one articulation, each with its own way of being wrong: how
             # much the mouth moves against how much the voice changes (lip motion runs
-            # ahead of the sound it shapes, more for some speakers than others), and how
+            # ahead of or behind the sound it shapes, by 100 ms for some speakers), and how
             # open the mouth is against how loud the voice is (a level: a smoother match,
             # its own side lobes). Their correlations are averaged lag by lag.
             curve = 0.5 * (_correlation(gaussian_filter1d(mouth, MOUTH_SMOOTH_BINS), change)
