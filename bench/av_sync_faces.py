@@ -85,6 +85,9 @@ def main() -> None:
              "|---|" + "---|" * (len(offsets) + 2)]
     all_errors: list[float] = []
     all_windows = all_abstained = 0
+    # Per window, as a BT.1359 decision: (truly out of tolerance, said so / said in sync / abstained).
+    verdicts = {(out, said): 0 for out in (True, False) for said in ("out", "in", "abstain")}
+    limits = AvSyncDetector().options
     for rel in rels:
         cells, errors, windows, abstained = [], [], 0, 0
         for offset in offsets:
@@ -96,6 +99,11 @@ def main() -> None:
             found = windows_of(path)
             spoke = [w for w in found if w.offset_ms is not None]
             errs = [abs(w.offset_ms - truth) for w in spoke]  # type: ignore[operator]
+            truly_out = truth > limits.lag_ms or truth < -limits.lead_ms
+            for w in found:
+                said = "abstain" if w.offset_ms is None else (
+                    "out" if w.offset_ms > limits.lag_ms or w.offset_ms < -limits.lead_ms else "in")
+                verdicts[truly_out, said] += 1
             windows += len(found)
             abstained += len(found) - len(spoke)
             errors += errs
@@ -111,6 +119,13 @@ def main() -> None:
     overall = f"{statistics.median(all_errors):.0f}" if all_errors else "-"
     lines.append(f"| **all** | " + " | ".join("" for _ in offsets) + f" | {all_abstained}/{all_windows} "
                  f"({all_abstained / max(all_windows, 1):.0%}) | **{overall}** |")
+    within = sum(e <= 40 for e in all_errors)
+    lines += ["", f"{len(all_errors)} windows spoke, {within} of them within 40 ms; as BT.1359 decisions "
+              f"(lead > {limits.lead_ms:.0f} ms, lag > {limits.lag_ms:.0f} ms), per window:", "",
+              "| truly | said out of sync | said in sync | abstained |", "|---|---|---|---|"]
+    for out in (True, False):
+        lines.append(f"| {'out of sync' if out else 'in sync'} | " + " | ".join(
+            str(verdicts[out, said]) for said in ("out", "in", "abstain")) + " |")
     table = "\n".join(lines) + "\n"
     print(table)
     if args.markdown:

@@ -90,7 +90,7 @@ def test_scorer_reports_the_offset_error() -> None:
 
 
 def test_real_talking_head_with_late_audio(tmp_path: pathlib.Path, shared_media: pathlib.Path) -> None:
-    clip = shared_media / "LipNet-GRID" / "brbk7n.mpg"
+    clip = shared_media / "LipNet-GRID" / "sbwe5n.mpg"
     if not clip.is_file():
         pytest.skip(f"{clip} not found (the GRID clips of the shared media folder)")
     built = face_case(clip, 300.0, AUDIO_SPEC)
@@ -101,3 +101,23 @@ def test_real_talking_head_with_late_audio(tmp_path: pathlib.Path, shared_media:
     assert [w.cue for w in windows] == ["mouth"], windows  # a 3 s clip: one window, the lips
     assert len(events) == 1 and events[0].kind == "av.sync"
     assert abs(events[0].details["offset_ms"] - 300) <= 60
+
+
+@pytest.mark.parametrize(("name", "offset_ms"), [("bbaf2n", -150.0), ("lbax4n", 200.0), ("pwij3p", 100.0),
+                                               ("brbk7n", 300.0)])
+def test_real_talking_heads_measured_within_40_ms(tmp_path: pathlib.Path, shared_media: pathlib.Path,
+                                                  name: str, offset_ms: float) -> None:
+    # Speakers whose mouth motion, matched against the voice's level, put the peak
+    # 100-170 ms off (a quarter syllable away: bbaf2n, lbax4n, pwij3p); the mouth cue
+    # must measure them. A 3 s clip is one window; whether it is confident enough to
+    # be reported alone is the single-window rule's business, not checked here.
+    clip = shared_media / "LipNet-GRID" / f"{name}.mpg"
+    if not clip.is_file():
+        pytest.skip(f"{clip} not found (the GRID clips of the shared media folder)")
+    built = face_case(clip, offset_ms, AUDIO_SPEC)
+    assert built is not None, f"{clip}: no video, no audio or unreadable"
+    path = tmp_path / "face.ts"
+    encode_scenario(built.scenario, path, "ts", VideoCodec("h264", bitrate_bps=800_000), AudioCodec("aac"))
+    _, windows = av_sync(path)
+    assert [w.cue for w in windows] == ["mouth"], windows
+    assert windows[0].offset_ms is not None and abs(windows[0].offset_ms - offset_ms) <= 40, windows

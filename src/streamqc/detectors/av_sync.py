@@ -11,9 +11,11 @@ audio late). Two pairs of signals are compared:
   a coarse luma grid (cuts, flashes, motion that starts) against the rise of each of
   a few bands over the loudest of its last 40 ms (a SuperFlux-like onset strength, the
   band that rose most speaking for the hop);
-- when a frontal face is seen, the motion inside its mouth region against the level
-  of the voice band (300-3000 Hz): lips move for as long as a syllable sounds, so
-  these are levels, not onsets.
+- when a frontal face is seen, its mouth region against the speech bands (300-4000
+  Hz, on a loudness-like scale), like with like: how much the mouth moved since the
+  last frame against how much the voice changed over the same frame period, and how
+  open the mouth is (its darkest pixels) against how loud the voice is. The two
+  correlations are averaged lag by lag.
 
 A window speaks only when its peak is high and stands clear of every peak more than
 `min_rival_gap_ms` away, and not at the edge of the search: unrelated sound and
@@ -25,8 +27,9 @@ leading by more than `lead_ms`, lagging by more than `lag_ms`) make one event; a
 abstention neither ends nor starts one.
 
 The face detector (OpenCV's bundled Haar cascade) is costly next to everything else
-here, so it runs at most once every `face_interval_s` on a ~100 px wide picture, the
-mouth box being held in between, and ever more rarely while no face is found.
+here, so it runs at most once every `face_interval_s` on a ~100 px wide picture (again
+at ~160 px when that finds none), the mouth box being held in between, and ever more
+rarely while no face is found.
 Pictures are reduced 32 frames at a time and sound a second at a time, so the
 per-buffer cost is a slice and an append.
 """
@@ -48,11 +51,13 @@ from streamqc.media import AudioChunk, VideoFrame
 GRID_HZ = 100  # onset signals live on 10 ms bins of media time
 COARSE_WIDTH_PX = 80  # the picture's activity is measured on a grid about this wide
 MOUTH_WIDTH_PX = 24  # ... and the mouth's on a crop about this wide
+BOX_JITTER = 0.1  # a new face box within this share of the mouth box's width is the same one
 AUDIO_BANDS_HZ = (80, 200, 400, 800, 1600, 3200, 6400, 12000)
-VOICE_BAND_HZ = (300, 3000)
+SPEECH_BANDS_HZ = (300, 600, 1200, 2400, 4000)  # octaves over the formants that lips shape
+LOUDNESS_EXPONENT = 1 / 3  # band energy to a loudness-like scale (Stevens' power law)
 ONSET_MEMORY_HOPS = 4  # a sound onset rises above the band's loudest of the last 40 ms
-VOICE_RANGE_DECADES = 5.0  # voice levels more than 50 dB below the loudest are floored
-MOUTH_SMOOTH_BINS = 2.0  # gaussian sigma of the mouth and voice levels
+CAVITY_PERCENTILE = 10  # the mouth's opening is read from its darkest pixels
+MOUTH_SMOOTH_BINS = 2.0  # gaussian sigma of the mouth motion and the speech change
 VIDEO_BATCH_FRAMES = 32  # frames reduced in one vectorised step
 AUDIO_BATCH_S = 1.0  # audio reduced in one vectorised step
 
@@ -76,7 +81,10 @@ class AvSyncOptions:
     min_cues: int = 3  # distinct picture onsets (flashes, cuts) a window needs
     face: bool = True  # look for a face and follow its mouth
     face_interval_s: float = 1.0  # run the face detector at most this often while a face is seen
-    face_width_px: int = 96  # width of the picture the face detector looks at
+    face_width_px: int = 96  # width of the picture the face detector looks at ...
+    # ... and, when it finds none there, this width (0: no second look): the cascade
+    # sees no face under 24 px (a quarter of 96), and misses some larger ones that coarse.
+    face_retry_width_px: int = 160
     face_backoff_max_s: float = 16.0  # without faces, retry ever more rarely, up to this interval
     merge_gap_s: float = 4.0  # out-of-sync windows closer than this (abstentions between) are one event
     # An offset is a lasting condition: one window alone (8 s of chance correlation on
@@ -122,19 +130,22 @@ class _MouthTracker:
         if frame.time < self._next_look:
             return False
         luma = frame.luma
-        step = max(1, luma.shape[1] // self.options.face_width_px)
-        small = np.ascontiguousarray(frame.sample(step).astype(np.uint8))
-        side = max(12, small.shape[1] // 6)  # a face narrower than 1/6 of the picture has unreadable lips
-        faces = self._classifier().detectMultiScale(small, scaleFactor=1.25, minNeighbors=3, minSize=(side, side))
+        width = luma.shape[1]
+        face = self._find(frame, self.options.face_width_px)
+        if face is None and width // max(1, self.options.face_retry_width_px) < width // self.options.face_width_px:
+            face = self._find(frame, self.options.face_retry_width_px)  # a finer picture than the first look's
         old = self.box
-        if len(faces):
+        if face is not None:
             self._misses = 0
-            x, y, w, h = (int(v) * step for v in max(faces, key=lambda f: int(f[2]) * int(f[3])))
+            x, y, w, h = face
             y0, y1 = y + int(0.64 * h), min(luma.shape[0], y + int(0.98 * h))
             x0, x1 = x + int(0.22 * w), min(luma.shape[1], x + int(0.78 * w))
             new = (y0, y1, x0, x1, max(1, (x1 - x0) // MOUTH_WIDTH_PX))
-            # A box that moved by less than a crop pixel is the same box: keep its history.
-            if old is not None and all(abs(a - b) <= old[4] for a, b in zip(old[:4], new[:4])):
+            # The cascade's box jitters from look to look on a still head: a box whose edges
+            # all moved by less than BOX_JITTER of its width is the same box (a jump in the
+            # crop would read as a jump in the mouth's opening); keep it and its history.
+            if old is not None and all(abs(a - b) <= max(old[4], BOX_JITTER * (old[3] - old[2]))
+                                       for a, b in zip(old[:4], new[:4])):
                 new = old
             self.box = new
             self._next_look = frame.time + self.options.face_interval_s
@@ -146,6 +157,18 @@ class _MouthTracker:
             self._next_look = frame.time + min(backoff, self.options.face_backoff_max_s)
         return self.box != old
 
+    def _find(self, frame: VideoFrame, width_px: int) -> tuple[int, int, int, int] | None:
+        """The largest frontal face (x, y, w, h in full-resolution pixels) on the picture
+        scaled to about `width_px`, or None."""
+        step = max(1, frame.luma.shape[1] // width_px)
+        small = np.ascontiguousarray(frame.sample(step).astype(np.uint8))
+        side = max(12, small.shape[1] // 6)  # a face narrower than 1/6 of the picture has unreadable lips
+        faces = self._classifier().detectMultiScale(small, scaleFactor=1.25, minNeighbors=3, minSize=(side, side))
+        if not len(faces):
+            return None
+        x, y, w, h = (int(v) * step for v in max(faces, key=lambda f: int(f[2]) * int(f[3])))
+        return x, y, w, h
+
     def crop(self, frame: VideoFrame) -> np.ndarray | None:
         if self.box is None:
             return None
@@ -155,11 +178,12 @@ class _MouthTracker:
 
 
 class _Grid:
-    """A growing signal on the 100 Hz grid, trimmed from the front as windows pass."""
+    """A growing signal on the 100 Hz grid (`columns` signals sampled together), trimmed
+    from the front as windows pass."""
 
-    def __init__(self) -> None:
+    def __init__(self, columns: int = 0) -> None:
         self.first_bin = 0
-        self.values = np.zeros(0, np.float64)
+        self.values = np.zeros((0, columns) if columns else 0, np.float64)  # bins first
         self.weights = np.zeros(0, np.float64)  # how much of a sample each bin holds (levels)
         self.filled_until = 0.0  # media time up to which the signal is known
 
@@ -173,25 +197,30 @@ class _Grid:
         low = np.floor(pos).astype(np.int64)
         frac = pos - low
         need = int(low.max()) + 2 if low.size else 0
-        if need > self.values.size:
-            more = np.zeros(need - self.values.size + 4 * GRID_HZ)
-            self.values = np.concatenate([self.values, more])
-            self.weights = np.concatenate([self.weights, more])
+        if need > self.weights.size:
+            more = need - self.weights.size + 4 * GRID_HZ
+            self.values = np.concatenate([self.values, np.zeros((more, *self.values.shape[1:]))])
+            self.weights = np.concatenate([self.weights, np.zeros(more)])
         if low.size == 0:
             return
         first = int(low[0]) if low.size == 1 else int(low.min())
         bins = np.concatenate([low, low + 1]) - first
         shares = np.concatenate([1 - frac, frac])
         size = int(bins.max()) + 1
-        self.values[first : first + size] += np.bincount(bins, np.concatenate([values, values]) * shares, size)
+        doubled = np.concatenate([values, values])
+        if doubled.ndim == 1:
+            self.values[first : first + size] += np.bincount(bins, doubled * shares, size)
+        else:
+            for column in range(doubled.shape[1]):
+                self.values[first : first + size, column] += np.bincount(bins, doubled[:, column] * shares, size)
         self.weights[first : first + size] += np.bincount(bins, shares, size)
 
     def span(self, start_s: float, end_s: float, of: np.ndarray | None = None) -> np.ndarray:
         """Bins [start_s, end_s) of the values (or of `of`, an array kept alongside), 0 where unknown."""
         source = self.values if of is None else of
         a, b = int(round(start_s * GRID_HZ)) - self.first_bin, int(round(end_s * GRID_HZ)) - self.first_bin
-        out = np.zeros(b - a)
-        lo, hi = max(a, 0), min(b, source.size)
+        out = np.zeros((b - a, *source.shape[1:]))
+        lo, hi = max(a, 0), min(b, source.shape[0])
         if hi > lo:
             out[lo - a : hi - a] = source[lo:hi]
         return out
@@ -204,7 +233,10 @@ class _Grid:
         if np.count_nonzero(known) < 0.1 * known.size:
             return None
         bins = np.arange(known.size)
-        return np.interp(bins, bins[known], values[known] / weights[known])
+        if values.ndim == 1:
+            return np.interp(bins, bins[known], values[known] / weights[known])
+        means = values[known] / weights[known, None]
+        return np.stack([np.interp(bins, bins[known], column) for column in means.T], axis=1)
 
     def trim(self, before_s: float) -> None:
         cut = int(before_s * GRID_HZ) - self.first_bin
@@ -222,9 +254,12 @@ class AvSyncDetector(Detector):
     def __init__(self, options: AvSyncOptions | None = None) -> None:
         super().__init__(options)
         self._picture = _Grid()
-        self._mouth = _Grid()
+        self._mouth = _Grid()  # how much the mouth region moved since the last frame
+        self._cavity = _Grid()  # how dark the middle of the mouth region is: how open the mouth is
         self._sound = _Grid()
-        self._voice = _Grid()  # speech-band level (log energy), what lips go with
+        # Loudness of each speech band: how fast it changes is what moving lips go with.
+        self._speech = _Grid(columns=len(SPEECH_BANDS_HZ) - 1)
+        self._frame_period = 0.04  # s, the video's (the speech change is taken over the same span)
         self._tracker = _MouthTracker(self.options) if self.options.face else None
         # Video: frames waiting for the batch step, and the last reduced frame's state.
         self._frames: list[tuple[float, np.ndarray, np.ndarray | None]] = []
@@ -239,7 +274,7 @@ class AvSyncDetector(Detector):
         self._rate = 0
         self._last_bands: np.ndarray | None = None
         self._band_index: np.ndarray | None = None
-        self._voice_edges = np.zeros(2, np.int64)
+        self._speech_edges = np.zeros(len(SPEECH_BANDS_HZ), np.int64)
         # Windows
         self._next_window = 0.0
         self.windows: list[WindowEstimate] = []  # every estimate so far (for tools and tests)
@@ -292,12 +327,20 @@ class AvSyncDetector(Detector):
             goes_on = self._last_crop is not None and self._last_crop.shape == cstack.shape[1:]
             first = self._last_crop[None] if goes_on else cstack[:1]
             mouth = np.abs(np.diff(np.concatenate([first, cstack]), axis=0)).mean(axis=(1, 2))
-            skip = 0 if goes_on else 1  # a new box's first crop has nothing to differ from
-            self._mouth.add(times[skip:], mouth[skip:])
+            moved = mouth > 0  # a repeated picture (frame-rate conversion) shows no motion, it hides it
+            moved[0] &= goes_on  # a new box's first crop has nothing to differ from
+            self._mouth.add(times[moved], mouth[moved])
+            width = cstack.shape[2]
+            middle = cstack[:, :, width // 4 : width - width // 4].reshape(len(cstack), -1)
+            # The darkest tenth of the middle: the open mouth's cavity (not the lips or teeth).
+            if middle.size:
+                self._cavity.add(times, -np.percentile(middle, CAVITY_PERCENTILE, axis=1))
             self._last_crop = cstack[-1]
         else:
             self._last_crop = None
-        self._picture.filled_until = self._mouth.filled_until = float(times[-1])
+        if times.size > 1:
+            self._frame_period = float(np.median(np.diff(times)))
+        self._picture.filled_until = self._mouth.filled_until = self._cavity.filled_until = float(times[-1])
         self._frames = []
 
     # --- sound --------------------------------------------------------------------
@@ -330,7 +373,7 @@ class AvSyncDetector(Detector):
         if self._band_index is None:
             freqs = np.fft.rfftfreq(hop, 1.0 / self._rate)
             self._band_index = np.searchsorted(freqs, AUDIO_BANDS_HZ)
-            self._voice_edges = np.searchsorted(freqs, VOICE_BAND_HZ)
+            self._speech_edges = np.searchsorted(freqs, SPEECH_BANDS_HZ)
         edges = self._band_index
         cumulative = np.concatenate([np.zeros((n, 1)), np.cumsum(spectrum, axis=1)], axis=1)
         bands = np.log10(cumulative[:, edges[1:]] - cumulative[:, edges[:-1]] + 1e-6)
@@ -345,9 +388,11 @@ class AvSyncDetector(Detector):
         # The flux of hop i is the step from hop i-1 into hop i: an onset at hop i's start.
         times = self._audio_time + np.arange(n) * hop / self._rate
         self._sound.add(times, flux)
-        voice = cumulative[:, self._voice_edges[1]] - cumulative[:, self._voice_edges[0]]
-        self._voice.add(times + 0.5 * hop / self._rate, np.log10(voice + 1e-7))
-        self._sound.filled_until = self._voice.filled_until = float(times[-1]) + hop / self._rate
+        speech = cumulative[:, self._speech_edges[1:]] - cumulative[:, self._speech_edges[:-1]]
+        loudness = np.maximum(speech, 0.0) ** LOUDNESS_EXPONENT
+        filled = float(times[-1]) + hop / self._rate
+        self._speech.add(times + 0.5 * hop / self._rate, loudness)
+        self._sound.filled_until = self._speech.filled_until = filled
         self._last_bands = joined[-ONSET_MEMORY_HOPS:]
         rest = block[used:]
         self._audio_time += used / self._rate
@@ -365,13 +410,13 @@ class AvSyncDetector(Detector):
             # One track has stopped or never started: nothing to compare until it is back,
             # and nothing of the other worth keeping.
             self._next_window = latest - margin - o.window_s
-            for grid in (self._picture, self._mouth, self._sound, self._voice):
+            for grid in (self._picture, self._mouth, self._cavity, self._sound, self._speech):
                 grid.trim(self._next_window - margin - 0.1)
         events: list[Event] = []
         while self._next_window + o.window_s <= known:
             events += self._window(self._next_window, self._next_window + o.window_s)
             self._next_window += o.hop_s
-            for grid in (self._picture, self._mouth, self._sound, self._voice):
+            for grid in (self._picture, self._mouth, self._cavity, self._sound, self._speech):
                 grid.trim(self._next_window - margin - 0.1)
         if final:
             # The tail: one window ending at the end, unless the last one nearly did; an
@@ -400,42 +445,70 @@ class AvSyncDetector(Detector):
             sharp = self._correlate(picture, sound, lag, needed)
         if sharp is not None and sharp[1] >= o.strong_correlation:
             return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
-        # ... and a moving mouth against the loudness of the voice: lips move for as
-        # long as a syllable sounds, so these are levels, not onsets. On a talking head
-        # the picture's own onsets (nods, the encoder's keyframes) are a weaker guide.
+        # ... and a moving mouth against a changing voice. On a talking head the
+        # picture's own onsets (nods, the encoder's keyframes) are a weaker guide.
         mouth = self._mouth.level(start, stop)
-        voice = self._voice.level(start - reach, stop + reach)
-        if mouth is not None and voice is not None:
-            # Levels far below the voice are all "quiet": digital silence (a cut, padding)
-            # must not weigh more than room tone.
-            voice = np.maximum(voice, voice.max() - VOICE_RANGE_DECADES)
-            lips = self._correlate(gaussian_filter1d(mouth, MOUTH_SMOOTH_BINS),
-                                   gaussian_filter1d(voice, MOUTH_SMOOTH_BINS), lag, o.min_mouth_confidence)
+        cavity = self._cavity.level(start, stop) if mouth is not None else None
+        speech = self._speech_bands(start - reach, stop + reach) if cavity is not None else None
+        if mouth is not None and cavity is not None and speech is not None:
+            loudness, change = speech
+            # Two views of one articulation, each with its own way of being wrong: how
+            # much the mouth moves against how much the voice changes (lip motion runs
+            # ahead of or behind the sound it shapes, by 100 ms for some speakers), and how
+            # open the mouth is against how loud the voice is (a level: a smoother match,
+            # its own side lobes). Their correlations are averaged lag by lag.
+            curve = 0.5 * (_correlation(gaussian_filter1d(mouth, MOUTH_SMOOTH_BINS), change)
+                           + _correlation(gaussian_filter1d(cavity, MOUTH_SMOOTH_BINS), loudness))
+            lips = self._pick(curve, lag, o.min_mouth_confidence, broad=True)
             if lips is not None:
                 return WindowEstimate(start, stop, *lips[:2], "mouth", *lips[2:])
         if sharp is not None:
             return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
         return WindowEstimate(start, stop, None, 0.0, "none")
 
+    def _speech_bands(self, start: float, stop: float) -> tuple[np.ndarray, np.ndarray] | None:
+        """The speech bands' loudness on the grid, and how much it changed over the last
+        frame period; None without enough sound.
+
+        The mouth cue is motion (how much the lips moved from one frame to the next),
+        which peaks as a mouth opens and as it closes. Matched against the voice's level,
+        which peaks while the mouth is open, the best lag falls a quarter syllable to
+        either side (100-180 ms on real faces); matched against the voice's change over
+        the same frame period, it falls on the syllable's edges like the motion does.
+        """
+        period_bins = max(1, int(round(self._frame_period * GRID_HZ)))
+        before = start - period_bins / GRID_HZ
+        levels = self._speech.level(before, stop)
+        if levels is None:
+            return None
+        bands = levels.T
+        # Each band by its own loudest: the lips shape the upper formants as much as the
+        # louder first one.
+        bands = gaussian_filter1d(bands / (bands.max(axis=1, keepdims=True) + 1e-12), MOUTH_SMOOTH_BINS, axis=1)
+        change = np.abs(bands[:, period_bins:] - bands[:, :-period_bins]).sum(axis=0)
+        return bands[:, period_bins:].sum(axis=0), change
+
     def _correlate(self, picture: np.ndarray, sound: np.ndarray, lag: int, min_confidence: float) -> tuple[float, float, float, float] | None:
         """(offset_ms, confidence, peak, rival) of the clearest lag, or None when nothing stands out."""
+        return self._pick(_correlation(picture, sound), lag, min_confidence)
+
+    def _pick(self, corr: np.ndarray, lag: int, min_confidence: float,
+              broad: bool = False) -> tuple[float, float, float, float] | None:
+        """The clearest lag of a correlation curve (index k: sound shifted by k - lag bins).
+
+        `broad`: the curve's peak is wide (levels matched, not onsets), so its own slopes
+        100 ms out are still high; only another peak (or the search's edge) is a rival.
+        """
         o = self.options
-        n = picture.size
-        v = picture - picture.mean()
-        v_norm = float(np.sqrt(np.dot(v, v)))
-        if v_norm <= 1e-9:
+        if not np.any(corr):
             return None
-        products = np.correlate(sound, v, mode="valid")  # index k: sound shifted by k - lag bins
-        # Pearson correlation per lag: the sound's mean and energy over each shifted span.
-        csum = np.concatenate([[0.0], np.cumsum(sound)])
-        csq = np.concatenate([[0.0], np.cumsum(sound * sound)])
-        sums = csum[n:] - csum[:-n]
-        energy = csq[n:] - csq[:-n] - sums * sums / n
-        corr = products / (v_norm * np.sqrt(np.maximum(energy, 1e-12)))
         peak = int(np.argmax(corr))
         top = float(corr[peak])
         gap = int(round(o.min_rival_gap_ms / 1000 * GRID_HZ))
         far = np.abs(np.arange(corr.size) - peak) > gap
+        if broad:
+            padded = np.concatenate([[-np.inf], corr, [-np.inf]])
+            far &= (corr >= padded[:-2]) & (corr >= padded[2:])
         rival = float(corr[far].max()) if far.any() else 0.0
         # The peak's height, discounted when a rival comes close to it.
         confidence = min(1.0, top) * min(1.0, 0.5 + 5.0 * (top - rival))
@@ -490,6 +563,22 @@ class AvSyncDetector(Detector):
         self._flush_video()
         self._flush_audio()
         return self._analyse(final=True, end=end) + self._close(final=True)
+
+
+def _correlation(picture: np.ndarray, sound: np.ndarray) -> np.ndarray:
+    """Pearson correlation of `picture` with each span of `sound` as long as it, 0 for a flat picture."""
+    n = picture.size
+    v = picture - picture.mean()
+    v_norm = float(np.sqrt(np.dot(v, v)))
+    if v_norm <= 1e-9:
+        return np.zeros(sound.size - n + 1)
+    products = np.correlate(sound, v, mode="valid")
+    # The sound's mean and energy over each shifted span.
+    csum = np.concatenate([[0.0], np.cumsum(sound)])
+    csq = np.concatenate([[0.0], np.cumsum(sound * sound)])
+    sums = csum[n:] - csum[:-n]
+    energy = csq[n:] - csq[:-n] - sums * sums / n
+    return products / (v_norm * np.sqrt(np.maximum(energy, 1e-12)))
 
 
 def _smooth(signal: np.ndarray) -> np.ndarray:
