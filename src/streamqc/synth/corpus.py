@@ -123,8 +123,12 @@ def plan_corpus(seed: int, cases: int, profile: Profile = FULL,
 # --- one case ------------------------------------------------------------------------------
 
 
-def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
-    """Encode one case, verify its clock on the written file, write its labels."""
+def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None,
+               block_masks: dict[int, np.ndarray] | None = None) -> Path:
+    """Encode one case, verify its clock on the written file, write its labels.
+
+    `block_masks`, for a damaged case, receives per frame index its visibly damaged
+    16x16 blocks (damage.compare), for training a per-block corruption model."""
     rng = np.random.default_rng([plan.seed, 1])
     built = recipes.RECIPES[plan.recipe](plan, rng, media_dir)
     sc = built.scenario
@@ -166,7 +170,7 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None) -> Path:
                 if lab.kind == "audio.loudness":
                     lab.details["lufs"] = lufs
         if damage_plan is not None:
-            ann.extend(_damage(plan, built, sc, vcodec, encoded, media, Path(tmp), timing, programme))
+            ann.extend(_damage(plan, built, sc, vcodec, encoded, media, Path(tmp), timing, programme, block_masks))
             if built.post.get("bake"):
                 timing = verify.probe(media)
                 verify.check_video_grid(timing, float(sc.video.spec.fps), sc.frame_count)
@@ -228,7 +232,8 @@ def _jump(sc: Any, clean: Path, media: Path, timing: verify.Timing) -> None:
 
 
 def _damage(plan: CasePlan, built: recipes.Built, sc: Any, vcodec: VideoCodec, clean: Path, media: Path,
-            tmp: Path, timing: verify.Timing, programme: np.ndarray | None) -> Annotations:
+            tmp: Path, timing: verify.Timing, programme: np.ndarray | None,
+            block_masks: dict[int, np.ndarray] | None = None) -> Annotations:
     """Break the clean TS; label corruption from pixels; optionally bake it into a clean file."""
     vspec = sc.video.spec
     fps = float(vspec.fps)
@@ -249,7 +254,8 @@ def _damage(plan: CasePlan, built: recipes.Built, sc: Any, vcodec: VideoCodec, c
             sink.write_video(i, pic)
 
     try:
-        cmp = damage.compare(clean, damaged, fps, sc.frame_count, sink=bake if sink is not None else None)
+        cmp = damage.compare(clean, damaged, fps, sc.frame_count, sink=bake if sink is not None else None,
+                             masks=block_masks)
     finally:
         if sink is not None:
             sink.close()

@@ -137,18 +137,25 @@ def _block_means(x: np.ndarray, size: int) -> np.ndarray:
     return x[:h, :w].reshape(h // size, size, w // size, size).mean(axis=(1, 3))
 
 
-def damaged_area(clean: np.ndarray, damaged: np.ndarray) -> tuple[float, float]:
-    """(share of 16x16 blocks that differ by more than BLOCK_DIFF, share visibly damaged)."""
-    if clean.shape != damaged.shape:
-        return 1.0, 1.0
+def damaged_blocks(clean: np.ndarray, damaged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per 16x16 block: (differs by more than BLOCK_DIFF, visibly damaged)."""
     h, w = (clean.shape[0] // BLOCK) * BLOCK, (clean.shape[1] // BLOCK) * BLOCK
+    if clean.shape != damaged.shape:
+        every = np.ones((h // BLOCK, w // BLOCK), bool)
+        return every, every
     a, b = clean[:h, :w], damaged[:h, :w]
     d = np.maximum(a, b) - np.minimum(a, b)  # |a - b| without leaving uint8
     sums = d.reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).sum(axis=(1, 3), dtype=np.uint32)
     differs = sums > BLOCK_DIFF * BLOCK * BLOCK
     if not differs.any():
-        return 0.0, 0.0
-    return float(np.mean(differs)), float(np.mean(differs & _unexplained(a, b)))
+        return differs, differs
+    return differs, differs & _unexplained(a, b)
+
+
+def damaged_area(clean: np.ndarray, damaged: np.ndarray) -> tuple[float, float]:
+    """(share of 16x16 blocks that differ by more than BLOCK_DIFF, share visibly damaged)."""
+    differs, visible = damaged_blocks(clean, damaged)
+    return float(differs.mean()), float(visible.mean())
 
 
 def _unexplained(clean: np.ndarray, damaged: np.ndarray) -> np.ndarray:
@@ -186,20 +193,23 @@ class Comparison:
 
 
 def compare(clean: Path, damaged: Path, fps: float, frames: int,
-            sink: Callable[[int, np.ndarray], None] | None = None) -> Comparison:
+            sink: Callable[[int, np.ndarray], None] | None = None,
+            masks: dict[int, np.ndarray] | None = None) -> Comparison:
     """Decode both files in step; frame i of the clean decode is matched by pts.
 
     `sink(i, picture)` receives the damaged decode as packed yuv420p for every frame index
     (the previous picture standing in for a lost one): what a baked case re-encodes.
+    `masks`, when given, receives per frame index the visibly damaged blocks of frames
+    that differ at all (what a per-block model is trained on).
     """
     # The decoder's complaints about the damage are expected; keep them off the console.
     # local=False: frame-threaded decoders log from their own threads.
     with av.logging.Capture(local=False):
-        return _compare(clean, damaged, fps, frames, sink)
+        return _compare(clean, damaged, fps, frames, sink, masks)
 
 
 def _compare(clean: Path, damaged: Path, fps: float, frames: int,
-             sink: Callable[[int, np.ndarray], None] | None) -> Comparison:
+             sink: Callable[[int, np.ndarray], None] | None, masks: dict[int, np.ndarray] | None) -> Comparison:
     areas = np.full(frames, np.nan)
     differing = np.full(frames, np.nan)
     flags = np.zeros(frames, bool)
@@ -228,7 +238,10 @@ def _compare(clean: Path, damaged: Path, fps: float, frames: int,
                 match, pending = pending, None
             break
         if match is not None:
-            differing[i], areas[i] = damaged_area(luma(cf.frame), luma(match.frame))
+            differs, visible = damaged_blocks(luma(cf.frame), luma(match.frame))
+            differing[i], areas[i] = float(differs.mean()), float(visible.mean())
+            if masks is not None and differs.any():
+                masks[i] = visible
             flags[i] = match.corrupt
             if sink is not None:
                 last_pic = match.frame.to_ndarray(format="yuv420p")
