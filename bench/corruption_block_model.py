@@ -50,7 +50,9 @@ FEATURES = (
     "mid_h", "mid_v", "detail", "detail_neighbours", "still", "still_neighbours",
     "frame_seam", "frame_mid", "frame_still",
     "offset_max", "offsets_strong", "mid_offset", "frame_offset",
+    "moved", "moved_neighbours", "motion_break", "frame_moved",
 )
+SEARCH_CELLS = 2  # motion search on the 4x subsampled pictures: +-2 cells, +-8 pixels
 
 
 def _boundaries(luma: np.ndarray, first: int, count: int, segments: int,
@@ -117,7 +119,33 @@ def block_features(luma: np.ndarray, small: np.ndarray, previous_small: np.ndarr
     f[:, :, 16] = (sides > 0.7).sum(axis=0)
     f[:, :, 17] = np.maximum(ho8, vo8)
     f[:, :, 18] = f[:, :, 15].mean()
+    if previous_small is not None and previous_small.shape == small.shape:
+        moved, shift = _motion_compensated(small, previous_small, rows, cols)
+        f[:, :, 19] = np.log1p(moved)
+        f[:, :, 20] = _neighbour_mean(f[:, :, 19])
+        f[:, :, 21] = np.abs(shift - np.stack([_neighbour_mean(shift[..., k]) for k in range(2)], axis=-1)).sum(axis=-1)
+        f[:, :, 22] = f[:, :, 19].mean()
     return f
+
+
+def _motion_compensated(small: np.ndarray, previous: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per block: the smallest mean |difference| with the previous picture over shifts
+    of +-SEARCH_CELLS cells, and that shift (dy, dx)."""
+    cell, r = MB // 4, SEARCH_CELLS
+    sr, sc = min(rows, small.shape[0] // cell), min(cols, small.shape[1] // cell)
+    current = small[: sr * cell, : sc * cell]
+    padded = np.pad(previous, r, mode="edge")
+    best = np.full((rows, cols), np.inf, np.float32)
+    shift = np.zeros((rows, cols, 2), np.float32)
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            moved = padded[r + dy : r + dy + sr * cell, r + dx : r + dx + sc * cell]
+            sad = np.abs(current - moved).reshape(sr, cell, sc, cell).mean(axis=(1, 3))
+            better = sad < best[:sr, :sc]
+            best[:sr, :sc][better] = sad[better]
+            shift[:sr, :sc][better] = (dy, dx)
+    best[~np.isfinite(best)] = 0.0
+    return best, shift
 
 
 def _neighbour_mean(x: np.ndarray) -> np.ndarray:
@@ -198,15 +226,19 @@ def main() -> None:
 
     X, y, seeds = data["X"], data["y"].astype(bool), data["seed"]
     print(f"{len(y)} blocks, {int(y.sum())} visibly damaged; features: {', '.join(FEATURES)}")
-    print(f"{'held out':>9} {'blocks':>7} {'damaged':>8} {'AUC':>6} {'AP':>6}")
+    spatial = FEATURES.index("moved")
+    print(f"{'held out':>9} {'blocks':>7} {'damaged':>8} {'features':>9} {'AUC':>6} {'AP':>6}")
     for held in np.unique(seeds):
         test = seeds == held
-        mean, scale = X[~test].mean(axis=0), X[~test].std(axis=0) + 1e-6
-        model = MLPClassifier(hidden_layer_sizes=(32,), alpha=1e-3, max_iter=300, early_stopping=True, random_state=0)
-        model.fit((X[~test] - mean) / scale, y[~test])
-        p = model.predict_proba((X[test] - mean) / scale)[:, 1]
-        print(f"{held:>9} {int(test.sum()):>7} {int(y[test].sum()):>8} {roc_auc_score(y[test], p):6.3f} "
-              f"{average_precision_score(y[test], p):6.3f}")
+        for name, cols in (("spatial", slice(0, spatial)), ("all", slice(None))):
+            train, check = X[~test][:, cols], X[test][:, cols]
+            mean, scale = train.mean(axis=0), train.std(axis=0) + 1e-6
+            model = MLPClassifier(hidden_layer_sizes=(32,), alpha=1e-3, max_iter=300, early_stopping=True,
+                                  random_state=0)
+            model.fit((train - mean) / scale, y[~test])
+            p = model.predict_proba((check - mean) / scale)[:, 1]
+            print(f"{held:>9} {int(test.sum()):>7} {int(y[test].sum()):>8} {name:>9} "
+                  f"{roc_auc_score(y[test], p):6.3f} {average_precision_score(y[test], p):6.3f}")
 
 
 if __name__ == "__main__":
