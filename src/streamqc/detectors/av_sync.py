@@ -58,6 +58,7 @@ LOUDNESS_EXPONENT = 1 / 3  # band energy to a loudness-like scale (Stevens' powe
 ONSET_MEMORY_HOPS = 4  # a sound onset rises above the band's loudest of the last 40 ms
 CAVITY_PERCENTILE = 10  # the mouth's opening is read from its darkest pixels
 MOUTH_SMOOTH_BINS = 2.0  # gaussian sigma of the mouth motion and the speech change
+NULL_ROLLS = 12  # rolled copies of a window's picture onsets that measure chance correlation
 VIDEO_BATCH_FRAMES = 32  # frames reduced in one vectorised step
 AUDIO_BATCH_S = 1.0  # audio reduced in one vectorised step
 
@@ -79,6 +80,11 @@ class AvSyncOptions:
     min_rival_gap_ms: float = 100.0  # rivals are peaks at least this far from the best one
     strong_correlation: float = 0.5  # picture onsets matched this well are taken over a mouth
     min_cues: int = 3  # distinct picture onsets (flashes, cuts) a window needs
+    # Picture onsets against sound onsets must stand this many standard deviations above
+    # chance: the best correlations of the same onsets rolled in time (NULL_ROLLS of
+    # them) against the same sound. Cuts and motion line up with unrelated music now and
+    # then as well as with their own sound, and only this tells the two apart.
+    min_significance: float = 2.0
     face: bool = True  # look for a face and follow its mouth
     face_interval_s: float = 1.0  # run the face detector at most this often while a face is seen
     face_width_px: int = 96  # width of the picture the face detector looks at ...
@@ -443,6 +449,8 @@ class AvSyncDetector(Detector):
             needed = o.min_confidence * float(np.sqrt(max(1.0, o.window_s / max(stop - start, 1e-3))))
             sound = _smooth(self._sound.span(start - reach, stop + reach))
             sharp = self._correlate(picture, sound, lag, needed)
+            if sharp is not None and _significance(picture, sound, sharp[2]) < o.min_significance:
+                sharp = None  # no better than the onsets' chance alignments with this sound
         if sharp is not None and sharp[1] >= o.strong_correlation:
             return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
         # ... and a moving mouth against a changing voice. On a talking head the
@@ -579,6 +587,16 @@ def _correlation(picture: np.ndarray, sound: np.ndarray) -> np.ndarray:
     sums = csum[n:] - csum[:-n]
     energy = csq[n:] - csq[:-n] - sums * sums / n
     return products / (v_norm * np.sqrt(np.maximum(energy, 1e-12)))
+
+
+def _significance(picture: np.ndarray, sound: np.ndarray, peak: float) -> float:
+    """How many standard deviations `peak` stands above the best correlations (over the
+    same lags) of `picture` rolled round by evenly spaced amounts: onsets unrelated to
+    this sound but with the same rhythm and density."""
+    n = picture.size
+    chance = np.array([_correlation(np.roll(picture, n * k // (NULL_ROLLS + 1)), sound).max()
+                       for k in range(1, NULL_ROLLS + 1)])
+    return float((peak - chance.mean()) / max(float(chance.std()), 1e-3))
 
 
 def _smooth(signal: np.ndarray) -> np.ndarray:
