@@ -3,6 +3,7 @@ content, and a real talking head with its soundtrack shifted."""
 
 from __future__ import annotations
 
+import json
 import pathlib
 
 import pytest
@@ -121,3 +122,18 @@ def test_real_talking_heads_measured_within_40_ms(tmp_path: pathlib.Path, shared
     _, windows = av_sync(path)
     assert [w.cue for w in windows] == ["mouth"], windows
     assert windows[0].offset_ms is not None and abs(windows[0].offset_ms - offset_ms) <= 40, windows
+
+
+def test_motion_lining_up_with_unrelated_sound_by_chance_is_not_an_offset(
+        tmp_path: pathlib.Path, shared_media: pathlib.Path) -> None:
+    """Case 028 of the general corpus, seed 2030: scene cuts and moving objects over speech
+    on a music bed, no offset. Two of its windows matched the sound at -181 ms by chance
+    (confidence 0.25): no better than the same onsets rolled round in time."""
+    from streamqc.synth import corpus
+
+    plan = corpus.plan_corpus(2030, 48)[28]
+    label_path = corpus.build_case(plan, tmp_path, shared_media)
+    media = label_path.with_name(json.loads(label_path.read_text())["file"])
+    events, windows = av_sync(media)
+    assert not [e for e in events if e.kind == "av.sync"], events
+    assert len(windows) >= 2  # it was measured, not skipped
