@@ -152,15 +152,9 @@ def damaged_blocks(clean: np.ndarray, damaged: np.ndarray) -> tuple[np.ndarray, 
     return differs, differs & _unexplained(a, b)
 
 
-def damaged_area(clean: np.ndarray, damaged: np.ndarray) -> tuple[float, float]:
-    """(share of 16x16 blocks that differ by more than BLOCK_DIFF, share visibly damaged)."""
-    differs, visible = damaged_blocks(clean, damaged)
-    return float(differs.mean()), float(visible.mean())
-
-
 def _unexplained(clean: np.ndarray, damaged: np.ndarray) -> np.ndarray:
     """Per 16x16 block: the damaged picture is not the clean one moved by a smooth flow."""
-    # Half size at most 640 wide keeps the flow cheap; blocks stay whole (16 / factor).
+    # Half size (a quarter above 1280 wide) keeps the flow cheap; blocks stay whole.
     factor = 2 if clean.shape[1] <= 1280 else 4
     size = (clean.shape[1] // factor, clean.shape[0] // factor)
 
