@@ -166,6 +166,7 @@ def case_rows(plan: corpus.CasePlan, media: Path | None) -> tuple[np.ndarray, np
         ignore = [(z["start"], z["end"]) for z in meta["ignore"] if z["kind"] == "video.corruption"]
         sampler = FrameSampler(ANALYSIS_FPS)
         previous = None
+        frame = None
         with open_media(str(label_path.with_name(meta["file"]))) as reader:
             for frame in reader:
                 if not isinstance(frame, VideoFrame) or frame.luma.shape[0] < 2 * MB or frame.luma.shape[1] < 2 * MB:
@@ -184,7 +185,7 @@ def case_rows(plan: corpus.CasePlan, media: Path | None) -> tuple[np.ndarray, np
                         xs.append(feats[keep])
                         ys.append(truth[keep])
                 previous = frame.small
-            del frame  # a decoded frame must not outlive its decoder
+            frame = None  # a decoded frame must not outlive its decoder (PyAV hangs at exit)
     if not xs:
         return np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, bool)
     return np.concatenate(xs), np.concatenate(ys)
