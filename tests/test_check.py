@@ -103,6 +103,9 @@ def test_options_from_command_line_and_config_file(defective_clip, tmp_path):
     [
         (["--set", "freeze.min_duration_s=soon"], "bad value for freeze.min_duration_s"),
         (["--set", "freeze.nonsense=1"], "unknown option freeze.nonsense"),
+        (["--set", "freeze.min_duration_s=-2"], "bad value for freeze.min_duration_s: -2 (cannot be negative)"),
+        (["--set", "silence.noise_db=60"], "bad value for silence.noise_db: 60 (cannot be positive)"),
+        (["--set", "av_sync.hop_s=0"], "bad value for av_sync.hop_s: 0.0 (must be above 0)"),
         (["--set", "frieze.min_duration_s=1"], "unknown detector 'frieze'"),
         (["--set", "min_duration_s"], "--set expects detector.option=value"),
         (["--config", "/nonexistent/options.yaml"], "config file not found"),

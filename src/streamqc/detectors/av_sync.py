@@ -101,6 +101,11 @@ class AvSyncOptions:
     single_window_confidence: float = 0.45
     major_after_ms: float = 200.0  # an offset beyond this (either way) is major, else minor
 
+    def __post_init__(self) -> None:
+        for name in ("window_s", "hop_s", "min_window_s", "face_width_px"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name}: {getattr(self, name)!r} (must be above 0)")
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WindowEstimate:

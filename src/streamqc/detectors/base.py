@@ -177,10 +177,18 @@ def apply_options(options_type: type, values: dict[str, Any], namespace: str) ->
             raise ConfigError(f"unknown option {namespace}.{key} (known: {known})")
         default = fields[key].default
         try:
-            converted[key] = _coerce(raw, type(default))
+            value = converted[key] = _coerce(raw, type(default))
         except (TypeError, ValueError):
             raise ConfigError(f"bad value for {namespace}.{key}: {raw!r} (expected {type(default).__name__})") from None
-    return dataclasses.replace(options_type(), **converted)
+        # Durations, rates, sizes and counts are not negative; levels in dB under full
+        # scale are not positive: a value of the other sign is a typo, not a setting.
+        if type(default) in (int, float) and (value < 0 <= default or default < 0 < value):
+            sign = "negative" if value < 0 else "positive"
+            raise ConfigError(f"bad value for {namespace}.{key}: {raw!r} (cannot be {sign})")
+    try:
+        return dataclasses.replace(options_type(), **converted)
+    except ValueError as err:  # an options class's own check (__post_init__)
+        raise ConfigError(f"bad value for {namespace}.{err}") from None
 
 
 def _coerce(raw: Any, kind: type) -> Any:
