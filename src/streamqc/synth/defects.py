@@ -367,9 +367,11 @@ class Clicks(Defect):
 
     def annotate(self, video: VideoSpec | None, audio: AudioSpec | None) -> Annotations:
         assert audio is not None
+        # A click near full scale is also a true-peak over: a loudness meter may say so.
         return Annotations(labels=[
             Label("audio.click", audio.time_of(p), audio.time_of(p) + 0.01, {}, "audio") for p in self.positions
-        ])
+        ], ignore=[Ignore("audio.loudness", audio.time_of(p) - 0.05, audio.time_of(p) + 0.06, "audio")
+                   for p in self.positions])
 
 
 @dataclasses.dataclass

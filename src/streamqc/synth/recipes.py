@@ -474,7 +474,10 @@ def audio_loss(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> 
     assert v is not None and a is not None
     video = moving_content(v, plan.seed, rng, media, d)
     prog = programme_audio(a, plan.seed, rng, media)
-    stop = a.sample_at(float(rng.uniform(0.4, 0.75)) * d)
+    # Lost for 4 s at least where the case allows: stream.missing_track calls a track
+    # lost after 3 s without it (`lost_after_s`), and the label must be a defect by that.
+    latest = max(0.4, min(0.75, 1.0 - 4.0 / d))
+    stop = a.sample_at(float(rng.uniform(0.4, latest)) * d)
     return Built(Scenario(video, prog, d, [df.AudioLoss(stop, d)]), f"{video.description} + {prog.description}",
                  post={"audio_loss": True})
 
