@@ -35,6 +35,10 @@ def make_clip(
         picture = TexturePan(spec, seed)
     elif content == "cadence":  # a pan with a duplicate every 5th frame (24 -> 30 fps style)
         picture = Cadence(TexturePan(spec, seed), every=5)
+    elif content == "film50":  # 24 fps film at 50 fps: every picture twice, one in 12 three times
+        picture = Cadence(TexturePan(spec, seed), every=25, new=12)
+    elif content == "pulldown":  # 3:2 pulldown, 24 fps film at 60 fps
+        picture = Cadence(TexturePan(spec, seed), every=5, new=2)
     else:
         picture = MovingObjects(spec, seed, grain_sigma=1.5)
     scenario = Scenario(

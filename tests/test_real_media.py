@@ -8,7 +8,9 @@ import functools
 import json
 import math
 import pathlib
+from fractions import Fraction
 
+import av
 import pytest
 from typer.testing import CliRunner
 
@@ -205,3 +207,34 @@ def test_frame_rate_conversion_is_one_cadence_note(shared_media):
     assert note.severity.value == "info" and note.details["from"] == "timestamps"
     assert 0.7 < note.details["new_frames_fraction"] < 0.9
     assert not [e for e in result.events if e.kind in ("video.stutter", "video.freeze")]
+
+
+@pytest.mark.parametrize("fps", [50, 60])
+def test_film_converted_to_50_or_60_fps_is_not_stutter(shared_media, tmp_path, fps):
+    """Big Buck Bunny (24 fps) shown at 50 fps (every picture twice, one in 12 three
+    times) or 60 fps (3:2 pulldown), as a channel carries film: its repeats are no
+    stutter, and at most one cadence note."""
+    source = shared_media / "moviepy/big_buck_bunny_0_30.webm"
+    converted = tmp_path / f"bbb{fps}.ts"
+    with av.open(str(source)) as inp, av.open(str(converted), "w") as out:
+        video_in = inp.streams.video[0]
+        rate = float(video_in.average_rate)
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "23", "g": str(fps)}
+        pictures = []
+        for picture in inp.decode(video_in):
+            pictures.append(picture.reformat(640, 360, "yuv420p").to_ndarray())
+            if len(pictures) >= 12 * rate:
+                break
+        for slot in range(int(len(pictures) / rate * fps)):
+            # The picture on screen at the slot's time, as a frame-rate converter shows it.
+            frame = av.VideoFrame.from_ndarray(pictures[int(slot * rate / fps + 1e-9)], format="yuv420p")
+            frame.pts, frame.time_base = slot, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    result = check_input(str(converted))
+    assert [e for e in result.events if e.kind == "video.stutter"] == []
+    assert len([e for e in result.events if e.kind == "video.cadence"]) <= 1

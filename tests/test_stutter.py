@@ -66,6 +66,31 @@ def test_a_duplicate_every_fifth_frame_is_one_cadence_note(tmp_path):
     assert not any(e.is_defect for e in result.events)
 
 
+@pytest.mark.parametrize("content, fps", [("film50", 50), ("pulldown", 60)])
+def test_film_at_50_or_60_fps_is_one_cadence_note(tmp_path, content, fps):
+    """Film converted to 50 or 60 fps holds two frames in a row now and then, which no
+    single interval describes; its schedule is still a cadence, not a stutter."""
+    spec = VideoSpec(320, 180, Fraction(fps))
+    clip = make_clip(tmp_path / f"{content}.ts", seconds=8.0, content=content, spec=spec)
+    result = check_input(str(clip))
+    (note,) = by_kind(result, "video.cadence")
+    assert not note.is_defect and note.details["from"] == "pictures"
+    assert by_kind(result, "video.stutter") == [] and by_kind(result, "video.freeze") == []
+    assert not any(e.is_defect for e in result.events)
+
+
+def test_a_stutter_in_film_at_50_fps_is_still_found(tmp_path):
+    """Frames repeated and skipped between 3 and 6 s of film shown at 50 fps: held slots off its schedule."""
+    spec = VideoSpec(320, 180, Fraction(50))
+    stutter = Stutter(frame(3.0, spec), frame(6.0, spec), events=6, seed=4)
+    clip = make_clip(tmp_path / "film-stutter.ts", seconds=9.0, content="film50", spec=spec, defects=[stutter])
+    result = check_input(str(clip))
+    (label,) = stutter.annotate(spec, None).labels
+    (event,) = by_kind(result, "video.stutter")
+    assert event.start < label.end_s and event.end > label.start_s
+    assert len(by_kind(result, "video.cadence")) == 1
+
+
 def test_frames_missing_from_the_timestamps_are_stutter(tmp_path):
     """Seven frames dropped at irregular places within two seconds (a starved encoder)."""
     dropped = {61, 66, 75, 77, 88, 99, 104}

@@ -11,10 +11,22 @@ Frame-rate conversion holds slots on a schedule: 25 to 30 fps every 6th, 24 to 3
 every 5th, 30 to 60 fps every 2nd. When the last `cadence_holds` held slots come at
 intervals that differ by at most one slot, the input has a cadence: it is reported once
 as an info note (`video.cadence`, not a defect), and held slots that keep to it (at a
-multiple of its interval, as low motion hides some) are not stutter. Held slots off
-any cadence are stutter: `min_holds` of them with less than `merge_gap_s` between
-neighbours are one `video.stutter` event, reported once `merge_gap_s` has passed
-without another (by then a cadence that was still being recognised has been).
+multiple of its interval, as low motion hides some) are not stutter. Film shown at 50
+or 60 fps holds two slots in a row now and then (24 to 50: every picture twice, one in
+twelve three times; 3:2 pulldown at 60), which no single interval describes: a schedule
+of `new` source pictures spread over `every` slots (each slot showing the picture on
+screen at its time, for every period up to `max_cadence_slots`) is a cadence too when
+twice `cadence_holds` held slots over one and a half periods or more all fall on its
+held slots, no clearly moving picture falls on one, and every slot of the period has
+been seen held or moving. Held slots off any cadence are stutter: `min_holds`
+of them with less than `merge_gap_s` between neighbours are one `video.stutter` event,
+reported once `merge_gap_s` has passed without another (by then a cadence that was
+still being recognised has been).
+
+Whether the video moves at all is judged on the median of the last
+`motion_window_frames` picture differences (a frozen picture that an encoder refreshes
+every few frames is not moving), or, once a cadence is known, on the median of the share
+of them it leaves new: film at 50 or 60 fps repeats half its frames or more.
 
 A picture that skips ahead with evenly spaced timestamps (a dropped frame re-timed)
 has no sure sign in one picture difference, so stutter is found from its repeats and
@@ -25,6 +37,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -40,7 +53,7 @@ class StutterOptions:
     motion_levels: float = 2.0  # RMS difference (8-bit luma) of the pictures around a repeat: moving
     repeat_ratio: float = 0.3  # a picture differing less than this fraction of that is a repeat
     motion_window_frames: int = 15  # ... and the median difference of this many frames is motion too (not a
-    # freeze whose picture an encoder keeps refreshing)
+    # freeze whose picture an encoder keeps refreshing; under a cadence, the median of its new pictures)
     # Moving video, not a still picture with a small animated element (a slide, a logo):
     # the pictures around a repeat change by more than change_levels in at least this
     # share of the grid.
@@ -81,7 +94,12 @@ class StutterDetector(Detector):
         self._recent: collections.deque[tuple[float, int, float, float]] = collections.deque(maxlen=self.options.max_repeat_frames + 2)
         self._holds: list[_Hold] = []  # held slots of the stutter being gathered (and cadence candidates)
         self._cadence: tuple[int, int] | None = None  # (shortest, longest) interval in slots
+        # A conversion's schedule: (slots in its period, which of them are held), by slot number
+        self._schedule: tuple[int, np.ndarray] | None = None
+        # (slot, picture difference) of the last pictures, for the moving pictures a schedule must not hold
+        self._seen: collections.deque[tuple[int, float]] = collections.deque(maxlen=4 * self.options.max_cadence_slots)
         self._cadence_reported = False
+        self._new_fraction = 1.0  # share of the frames that bring a new picture, under the cadence known
         self._cadence_slot: int | None = None  # the last held slot that kept to the cadence
         self._differences: collections.deque[float] = collections.deque(maxlen=self.options.motion_window_frames)
         self._frame_period = 0.0
@@ -138,6 +156,7 @@ class StutterDetector(Detector):
             self._recent.clear()  # a discontinuity: what came before says nothing of this picture
         self._slot += slots
         self._recent.append((time, self._slot, difference, area))
+        self._seen.append((self._slot, difference))
         self._differences.append(difference)
         events += self._repeats()
         events += self._close(time)
@@ -187,22 +206,36 @@ class StutterDetector(Detector):
             return []
         if min(recent[-2 - length][3], recent[-1][3]) < self.options.min_moving_area:
             return []  # a still picture with a small moving element: no motion to stutter
-        if float(np.median(self._differences)) < self.options.motion_levels:
+        if self._motion_level() < self.options.motion_levels:
             return []  # mostly still: an encoder refreshing a frozen picture, not moving video
         events: list[Event] = []
         for time, slot, _, _ in run:
             events += self._hold(time, slot, "pictures")
         return events
 
+    def _motion_level(self) -> float:
+        """The picture difference of the typical new picture: the median of the recent
+        differences, or under a known cadence, which holds up to 3 frames in 5, the
+        median of the share of them it leaves new."""
+        return float(np.quantile(self._differences, 1.0 - 0.5 * self._new_fraction))
+
     # -- held slots: cadence or stutter -----------------------------------------------
     def _hold(self, time: float, slot: int, source: str) -> list[Event]:
         hold = _Hold(time, slot, source)
         self._holds.append(hold)
+        if self._schedule is not None and self._on_schedule(slot):
+            hold.cadence = True
+            return []
         if self._cadence is not None and self._cadence_slot is not None and self._keeps_cadence(slot - self._cadence_slot):
             hold.cadence = True
             self._cadence_slot = slot
             return []
         return self._find_cadence()
+
+    def _on_schedule(self, slot: int) -> bool:
+        assert self._schedule is not None
+        every, held = self._schedule
+        return bool(held[slot % every])
 
     def _keeps_cadence(self, interval: int) -> bool:
         """Whether two held slots `interval` apart fit the cadence (low motion may hide some between)."""
@@ -214,14 +247,15 @@ class StutterDetector(Detector):
     def _find_cadence(self) -> list[Event]:
         # A cadence already known changes only on twice the evidence: the holds of a
         # stutter inside a cadenced picture can fall at near-equal intervals for a while.
-        need = self.options.cadence_holds * (1 if self._cadence is None else 2)
+        known = self._cadence is not None or self._schedule is not None
+        need = self.options.cadence_holds * (2 if known else 1)
         latest = self._holds[-need:]
         if len(latest) < need:
             return []
         intervals = np.diff([h.slot for h in latest])
         shortest, longest = int(intervals.min()), int(intervals.max())
         if shortest < 2 or longest > self.options.max_cadence_slots or longest - shortest > 1:
-            return []
+            return self._find_schedule(2 * need)
         first = self._cadence is None
         self._cadence = (shortest, longest)
         self._cadence_slot = latest[-1].slot
@@ -233,22 +267,59 @@ class StutterDetector(Detector):
                 if self._keeps_cadence(anchor - hold.slot):
                     hold.cadence = True
                     anchor = hold.slot
+        mean = float(intervals.mean())
+        self._new_fraction = 1.0 - 1.0 / mean
+        return self._note(latest, [shortest, longest] if longest != shortest else shortest, 1.0 - 1.0 / mean)
+
+    def _find_schedule(self, need: int) -> list[Event]:
+        """A conversion's schedule that every recent held slot keeps and no moving picture breaks."""
+        o = self.options
+        newest = self._holds[-1].slot
+        window = [h for h in self._holds if h.slot > newest - 4 * o.max_cadence_slots]
+        if len(window) < need or not self._seen:
+            return []
+        held = np.array([h.slot for h in window])
+        # Clearly moving: half the difference of a typical new picture (the 0.7 quantile is
+        # one wherever 3 frames in 10 or more are new, 3:2 pulldown included). An encoder
+        # refining a repeated picture (a keyframe, a starved first copy) can change it by a third.
+        slots, differences = np.array(self._seen).T
+        clearly = max(o.motion_levels, 0.5 * float(np.quantile(differences, 0.7)))
+        moving = slots[(differences >= clearly) & (slots > held[0])].astype(np.int64)
+        moving = np.setdiff1d(moving, held)
+        seen = np.union1d(held, moving)
+        for every, schedules in _schedules(o.max_cadence_slots):
+            if held[-1] - held[0] < 1.5 * every:
+                return []
+            if len(np.unique(seen % every)) < every:
+                continue  # a slot of the period never seen held or moving: the schedule is not pinned down
+            fits = schedules[:, held % every].all(axis=1) & ~schedules[:, moving % every].any(axis=1)
+            if fits.any():
+                break
+        else:
+            return []
+        schedule = schedules[int(np.argmax(fits))]  # the fewest held slots: the rows are in that order
+        self._schedule = (every, schedule)
+        for hold in self._holds:
+            if schedule[hold.slot % every]:
+                hold.cadence = True
+        new = every - int(schedule.sum())
+        self._new_fraction = new / every
+        at = np.flatnonzero(schedule)
+        intervals = sorted({int(i) for i in np.diff(np.append(at, at[0] + every))})
+        return self._note(window, intervals if len(intervals) > 1 else intervals[0], new / every,
+                          f"{new} new in every {every}")
+
+    def _note(self, holds: list[_Hold], held_every: int | list[int], new_fraction: float,
+              schedule: str | None = None) -> list[Event]:
         if self._cadence_reported:
             return []
         self._cadence_reported = True
-        mean = float(intervals.mean())
-        return [Event(
-            kind="video.cadence",
-            start=latest[0].time,
-            end=latest[-1].time,
-            severity=Severity.INFO,
-            confidence=0.9,
-            details={
-                "held_every_frames": [shortest, longest] if longest != shortest else shortest,
-                "new_frames_fraction": round(1.0 - 1.0 / mean, 3),
-                "from": latest[-1].source,
-            },
-        )]
+        details: dict[str, object] = {"held_every_frames": held_every, "new_frames_fraction": round(new_fraction, 3),
+                                      "from": holds[-1].source}
+        if schedule is not None:
+            details["schedule"] = schedule
+        return [Event(kind="video.cadence", start=holds[0].time, end=holds[-1].time, severity=Severity.INFO,
+                      confidence=0.9, details=details)]
 
     def _close(self, now: float) -> list[Event]:
         """Report the stutter whose last held slot is `merge_gap_s` old."""
@@ -256,7 +327,7 @@ class StutterDetector(Detector):
             return []
         stutter = [h for h in self._holds if not h.cadence]
         if not stutter:
-            del self._holds[: -2 * self.options.cadence_holds]  # enough to recognise a cadence
+            del self._holds[: -4 * self.options.cadence_holds]  # enough to recognise a cadence or a schedule
             return []
         if now - stutter[-1].time <= self.options.merge_gap_s:
             return []
@@ -291,3 +362,23 @@ class StutterDetector(Detector):
         stutter = [h for h in self._holds if not h.cadence]
         self._holds = []
         return events + self._events(stutter)
+
+
+@functools.cache
+def _schedules(max_every: int) -> list[tuple[int, np.ndarray]]:
+    """Per period `every` (2..max_every): every conversion's held slots, one row per
+    number of new pictures and phase, the fewest held slots first.
+
+    A slot is held when it shows the same source picture as the slot before: with `new`
+    pictures in `every` slots, slot s shows picture floor(s * new / every)."""
+    out = []
+    for every in range(2, max_every + 1):
+        rows = []
+        for new in range(every - 1, 0, -1):
+            if math.gcd(new, every) != 1:
+                continue
+            s = np.arange(every)
+            held = (s * new) // every == ((s - 1) * new) // every
+            rows += [np.roll(held, phase) for phase in range(every)]
+        out.append((every, np.array(rows)))
+    return out

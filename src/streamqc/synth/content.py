@@ -368,19 +368,25 @@ class SceneCuts:
 
 
 class Cadence:
-    """Repeats one frame in every `every` (4 new + 1 duplicate: 24/25 -> 30 style).
+    """A frame-rate conversion: `new` source pictures spread over every `every` frames.
 
-    A regular cadence of exact duplicates: hard negative for freeze and stutter alike.
+    Each frame shows the source picture on screen at its time (nearest before), so the
+    duplicates fall on a fixed schedule: new=4, every=5 is one duplicate in five (24 or
+    25 fps on a 30 fps clock); 12 in 25 is 24 fps film at 50 fps (every picture twice,
+    one in twelve three times); 2 in 5 is 3:2 pulldown (24 fps at 60); 1 in 2 is 25 fps
+    material at 50. Regular duplicates of moving pictures: a hard negative for freeze
+    and stutter alike.
     """
 
-    def __init__(self, base: VideoContent, every: int = 5) -> None:
+    def __init__(self, base: VideoContent, every: int = 5, new: int | None = None) -> None:
         self.spec = base.spec
         self._base = base
         self._every = every
-        self.description = base.description + f" with a duplicate frame every {every} (pulldown cadence)"
+        self._new = every - 1 if new is None else new
+        self.description = base.description + f" shown as {self._new} new pictures in every {every} frames (pulldown cadence)"
 
     def source_index(self, index: int) -> int:
-        return (index * (self._every - 1)) // self._every
+        return (index * self._new) // self._every
 
     def render(self, index: int) -> np.ndarray:
         return self._base.render(self.source_index(index))

@@ -323,13 +323,25 @@ def slide(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built
     return Built(Scenario(video, prog, d, defects), f"{video.description} + {prog.description}", extra=extra)
 
 
+# Frame-rate conversions a channel carries: (new pictures, in every so many frames, what).
+CADENCES = (
+    (4, 5, "24/25 fps material at 30 fps: a duplicate in every 5 frames"),
+    (5, 6, "25 fps material at 30 fps: a duplicate in every 6 frames"),
+    (12, 25, "24 fps film at 50 fps: every picture twice, one in 12 three times"),
+    (2, 5, "3:2 pulldown: 24 fps film at 60 fps"),
+    (1, 2, "25 fps material at 50 fps: every picture twice"),
+)
+
+
 def cadence(plan: CasePlan, rng: np.random.Generator, media: Path | None) -> Built:
-    """A duplicate every 5th frame throughout (pulldown): not a freeze, not a stutter."""
+    """Duplicate frames on a frame-rate conversion's schedule throughout: not a freeze, not a stutter."""
     v, a, d = plan.video, plan.audio, plan.duration_s
     assert v is not None and a is not None
     base = moving_content(v, plan.seed, rng, media, d, real_ok=False)
-    video = ct.Cadence(base, every=5)
-    extra = Annotations(hard_negatives=[HardNegative("periodic duplicate frames (1 in 5)", 0.0, d)])
+    # Its own generator: the rest of the case is drawn as before the schedules were added.
+    new, every, what = CADENCES[int(np.random.default_rng([plan.seed, 41]).integers(len(CADENCES)))]
+    video = ct.Cadence(base, every=every, new=new)
+    extra = Annotations(hard_negatives=[HardNegative(f"periodic duplicate frames ({what})", 0.0, d)])
     vt = Timeline(d, rng)
     length = vt.longest(2.5, 5.0)
     first, end = _frames(v, vt.place(length), length)
