@@ -26,7 +26,9 @@ still being recognised has been).
 Whether the video moves at all is judged on the median of the last
 `motion_window_frames` picture differences (a frozen picture that an encoder refreshes
 every few frames is not moving), or, once a cadence is known, on the median of the share
-of them it leaves new: film at 50 or 60 fps repeats half its frames or more.
+of them it leaves new: film at 50 or 60 fps repeats half its frames or more. Before
+that, video whose frames mostly repeat moves if its new pictures change a
+`sparse_motion_area` share of the picture (a refresh changes little of it).
 
 A picture that skips ahead with evenly spaced timestamps (a dropped frame re-timed)
 has no sure sign in one picture difference, so stutter is found from its repeats and
@@ -47,6 +49,12 @@ from streamqc.events import Event, Severity
 from streamqc.media import ANALYSIS_STEP, VideoFrame
 
 
+SPARSE_MOTION_QUANTILE = 0.7  # of the recent frames: a new picture's, wherever 3 frames in 10 or more are new
+# A cadence leaving this share of frames new or more keeps the median as the motion test:
+# a higher quantile would let an encoder's refreshes of a frozen picture count as motion.
+MOSTLY_NEW = 0.6
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class StutterOptions:
     grid_columns: int = 80  # luma samples compared across the picture, at most (rows at the same spacing)
@@ -59,6 +67,9 @@ class StutterOptions:
     # share of the grid.
     min_moving_area: float = 0.01
     change_levels: float = 8.0
+    # Until a cadence is known, video whose frames mostly repeat moves only if its new
+    # pictures change this share of the grid by more than change_levels.
+    sparse_motion_area: float = 0.1
     max_repeat_frames: int = 2  # longer runs of repeated pictures are a pause, not a repeat (3:2 holds 2)
     hole_ratio: float = 1.75  # a timestamp gap this many frame periods long has held slots (webcams jitter by half a period)
     max_hole_s: float = 0.5  # longer gaps are stream discontinuities, not dropped frames
@@ -102,6 +113,7 @@ class StutterDetector(Detector):
         self._new_fraction = 1.0  # share of the frames that bring a new picture, under the cadence known
         self._cadence_slot: int | None = None  # the last held slot that kept to the cadence
         self._differences: collections.deque[float] = collections.deque(maxlen=self.options.motion_window_frames)
+        self._areas: collections.deque[float] = collections.deque(maxlen=self.options.motion_window_frames)
         self._frame_period = 0.0
         self._since_median = 0
 
@@ -158,6 +170,7 @@ class StutterDetector(Detector):
         self._recent.append((time, self._slot, difference, area))
         self._seen.append((self._slot, difference))
         self._differences.append(difference)
+        self._areas.append(area)
         events += self._repeats()
         events += self._close(time)
         return events
@@ -215,17 +228,30 @@ class StutterDetector(Detector):
 
     def _motion_level(self) -> float:
         """The picture difference of the typical new picture: the median of the recent
-        differences, or under a known cadence, which holds up to 3 frames in 5, the
-        median of the share of them it leaves new."""
-        return float(np.quantile(self._differences, 1.0 - 0.5 * self._new_fraction))
+        differences, or under a cadence that repeats more than 4 frames in 10 (film at
+        50 or 60 fps repeats up to 3 in 5), the median of the share of them it leaves new."""
+        share = 1.0 - 0.5 * self._new_fraction if self._new_fraction < MOSTLY_NEW else 0.5
+        level = float(np.quantile(self._differences, share))
+        if level >= self.options.motion_levels or self._new_fraction < 1.0:
+            return level
+        # Film at 50 or 60 fps before its cadence is known: most frames repeat, but the
+        # new ones (3 in 10 or more) change much of the picture. An encoder refreshing a
+        # frozen picture as often changes little of it.
+        if float(np.quantile(self._areas, SPARSE_MOTION_QUANTILE)) >= self.options.sparse_motion_area:
+            return float(np.quantile(self._differences, SPARSE_MOTION_QUANTILE))
+        return level
 
     # -- held slots: cadence or stutter -----------------------------------------------
     def _hold(self, time: float, slot: int, source: str) -> list[Event]:
         hold = _Hold(time, slot, source)
         self._holds.append(hold)
-        if self._schedule is not None and self._on_schedule(slot):
-            hold.cadence = True
-            return []
+        if self._schedule is not None:
+            if self._on_schedule(slot):
+                hold.cadence = True
+                return []
+            # Off the schedule: a stutter, or the schedule was a near one (9 new in 19 for
+            # 12 in 25 fit a second of film) and a longer look finds the right one.
+            return self._find_schedule(2 * self.options.cadence_holds)
         if self._cadence is not None and self._cadence_slot is not None and self._keeps_cadence(slot - self._cadence_slot):
             hold.cadence = True
             self._cadence_slot = slot
@@ -273,32 +299,25 @@ class StutterDetector(Detector):
 
     def _find_schedule(self, need: int) -> list[Event]:
         """A conversion's schedule that every recent held slot keeps and no moving picture breaks."""
-        o = self.options
+        span = 4 * self.options.max_cadence_slots
         newest = self._holds[-1].slot
-        window = [h for h in self._holds if h.slot > newest - 4 * o.max_cadence_slots]
-        if len(window) < need or not self._seen:
-            return []
-        held = np.array([h.slot for h in window])
-        # Clearly moving: half the difference of a typical new picture (the 0.7 quantile is
-        # one wherever 3 frames in 10 or more are new, 3:2 pulldown included). An encoder
-        # refining a repeated picture (a keyframe, a starved first copy) can change it by a third.
-        slots, differences = np.array(self._seen).T
-        clearly = max(o.motion_levels, 0.5 * float(np.quantile(differences, 0.7)))
-        moving = slots[(differences >= clearly) & (slots > held[0])].astype(np.int64)
-        moving = np.setdiff1d(moving, held)
-        seen = np.union1d(held, moving)
-        for every, schedules in _schedules(o.max_cadence_slots):
-            if held[-1] - held[0] < 1.5 * every:
-                return []
-            if len(np.unique(seen % every)) < every:
-                continue  # a slot of the period never seen held or moving: the schedule is not pinned down
-            fits = schedules[:, held % every].all(axis=1) & ~schedules[:, moving % every].any(axis=1)
-            if fits.any():
-                break
+        if self._schedule is None:
+            window = [h for h in self._holds if h.slot > newest - span]
+            found = self._fit_schedule(window, need)
         else:
+            # A better schedule: the held slots that kept to the known one and the one that
+            # did not (a stutter before must not stop it being found; 9 new in 19 fits a
+            # second of 12 in 25). Or the schedule moved (an edit breaks the cadence and it
+            # resumes at another phase): the last slots alone, on twice the evidence.
+            window = [h for h in self._holds if h.slot > newest - span and (h.cadence or h.slot == newest)]
+            found = self._fit_schedule(window, need)
+            if found is None:
+                window = [h for h in self._holds if h.slot > newest - span // 2]
+                found = self._fit_schedule(window, 2 * need)
+        if found is None:
             return []
-        schedule = schedules[int(np.argmax(fits))]  # the fewest held slots: the rows are in that order
-        self._schedule = (every, schedule)
+        every, schedule = found
+        self._schedule = found
         for hold in self._holds:
             if schedule[hold.slot % every]:
                 hold.cadence = True
@@ -308,6 +327,28 @@ class StutterDetector(Detector):
         intervals = sorted({int(i) for i in np.diff(np.append(at, at[0] + every))})
         return self._note(window, intervals if len(intervals) > 1 else intervals[0], new / every,
                           f"{new} new in every {every}")
+
+    def _fit_schedule(self, window: list[_Hold], need: int) -> tuple[int, np.ndarray] | None:
+        """The shortest schedule whose held slots hold all of `window` and no clearly moving picture since."""
+        o = self.options
+        if len(window) < need or not self._seen:
+            return None
+        held = np.array([h.slot for h in window])
+        # Clearly moving: half the difference of a typical new picture. An encoder refining
+        # a repeated picture (a keyframe, a starved first copy) can change it by a third.
+        slots, differences = np.array(self._seen).T
+        clearly = max(o.motion_levels, 0.5 * float(np.quantile(differences, SPARSE_MOTION_QUANTILE)))
+        moving = np.setdiff1d(slots[(differences >= clearly) & (slots > held[0])].astype(np.int64), held)
+        seen = np.union1d(held, moving)
+        for every, schedules in _schedules(o.max_cadence_slots):
+            if held[-1] - held[0] < 1.5 * every:
+                return None
+            if len(np.unique(seen % every)) < every:
+                continue  # a slot of the period never seen held or moving: the schedule is not pinned down
+            fits = schedules[:, held % every].all(axis=1) & ~schedules[:, moving % every].any(axis=1)
+            if fits.any():
+                return every, schedules[int(np.argmax(fits))]  # the fewest held slots: the rows are in that order
+        return None
 
     def _note(self, holds: list[_Hold], held_every: int | list[int], new_fraction: float,
               schedule: str | None = None) -> list[Event]:
@@ -327,7 +368,12 @@ class StutterDetector(Detector):
             return []
         stutter = [h for h in self._holds if not h.cadence]
         if not stutter:
-            del self._holds[: -4 * self.options.cadence_holds]  # enough to recognise a cadence or a schedule
+            # Keep what recognising a cadence or a schedule looks at.
+            oldest = self._holds[-1].slot - 4 * self.options.max_cadence_slots
+            drop = 0
+            while drop < len(self._holds) - 4 * self.options.cadence_holds and self._holds[drop].slot <= oldest:
+                drop += 1
+            del self._holds[:drop]
             return []
         if now - stutter[-1].time <= self.options.merge_gap_s:
             return []
