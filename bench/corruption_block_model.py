@@ -28,6 +28,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -155,37 +156,58 @@ def _neighbour_mean(x: np.ndarray) -> np.ndarray:
     return (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:] - x) * 0.125
 
 
-def case_rows(plan: corpus.CasePlan, media: Path | None) -> tuple[np.ndarray, np.ndarray]:
+def labelled_pictures(plan: corpus.CasePlan, media: Path | None, analysis_fps: float,
+                      copy: Callable[[VideoFrame], np.ndarray] = lambda f: f.small, need_before: bool = False,
+                      ) -> Iterator[tuple[VideoFrame, np.ndarray, np.ndarray | None, np.ndarray]]:
+    """Build `plan`'s case with its maps of visibly damaged blocks, decode it as `check`
+    does, and yield the pictures video.corruption would analyse (`analysis_fps` a second),
+    leaving out those in the labels' ignore zones (different from the clean decode, not
+    visibly): (frame, `copy` of it (the working copy by default), `copy` of the frame
+    before it or None (`need_before`: skip such pictures), its damaged 16x16 blocks). The
+    caller must not keep the frame: a decoded frame must not outlive its decoder (PyAV
+    hangs at exit)."""
     masks: dict[int, np.ndarray] = {}
-    rng = np.random.default_rng(plan.seed)
-    xs, ys = [], []
-    with tempfile.TemporaryDirectory(prefix="corr-blocks-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="corr-case-") as tmp:
         label_path = corpus.build_case(plan, Path(tmp), media, block_masks=masks)
         meta = json.loads(label_path.read_text())
         fps = float(meta["video"]["fps"])
         ignore = [(z["start"], z["end"]) for z in meta["ignore"] if z["kind"] == "video.corruption"]
-        sampler = FrameSampler(ANALYSIS_FPS)
+        sampler = FrameSampler(analysis_fps)
         previous = None
         frame = None
         with open_media(str(label_path.with_name(meta["file"]))) as reader:
             for frame in reader:
                 if not isinstance(frame, VideoFrame) or frame.luma.shape[0] < 2 * MB or frame.luma.shape[1] < 2 * MB:
                     continue
-                if sampler.wants(frame):
-                    mask = masks.get(int(round(frame.time * fps)))
-                    if mask is not None or not any(a - 0.5 / fps <= frame.time < b for a, b in ignore):
-                        luma = frame.luma if frame.bit_depth == 8 else frame.luma >> (frame.bit_depth - 8)
-                        before = previous if previous is not None and previous.shape == frame.small.shape else None
-                        feats = block_features(luma, frame.small, before)
-                        truth = np.zeros(feats.shape[:2], bool)
-                        if mask is not None:
-                            r, c = min(truth.shape[0], mask.shape[0]), min(truth.shape[1], mask.shape[1])
-                            truth[:r, :c] = mask[:r, :c]
-                        keep = truth | (rng.random(truth.shape) < NEGATIVE_SHARE)
-                        xs.append(feats[keep])
-                        ys.append(truth[keep])
-                previous = frame.small
-            frame = None  # a decoded frame must not outlive its decoder (PyAV hangs at exit)
+                picture = copy(frame)
+                before = previous if previous is not None and previous.shape == picture.shape else None
+                previous = picture
+                if (need_before and before is None) or not sampler.wants(frame):
+                    continue
+                mask = masks.get(int(round(frame.time * fps)))
+                if mask is None and any(a - 0.5 / fps <= frame.time < b for a, b in ignore):
+                    continue
+                truth = np.zeros((frame.luma.shape[0] // MB, frame.luma.shape[1] // MB), bool)
+                if mask is not None:
+                    r, c = min(truth.shape[0], mask.shape[0]), min(truth.shape[1], mask.shape[1])
+                    truth[:r, :c] = mask[:r, :c]
+                yield frame, picture, before, truth
+            frame = None
+
+
+def case_rows(plan: corpus.CasePlan, media: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(plan.seed)
+    xs, ys = [], []
+    for frame, small, before, truth in labelled_pictures(plan, media, ANALYSIS_FPS):
+        luma = frame.luma if frame.bit_depth == 8 else frame.luma >> (frame.bit_depth - 8)
+        feats = block_features(luma, small, before)
+        damaged = np.zeros(feats.shape[:2], bool)
+        r, c = min(damaged.shape[0], truth.shape[0]), min(damaged.shape[1], truth.shape[1])
+        damaged[:r, :c] = truth[:r, :c]
+        keep = damaged | (rng.random(damaged.shape) < NEGATIVE_SHARE)
+        xs.append(feats[keep])
+        ys.append(damaged[keep])
+    frame = None  # noqa: F841 -- a decoded frame must not outlive its decoder
     if not xs:
         return np.zeros((0, len(FEATURES)), np.float32), np.zeros(0, bool)
     return np.concatenate(xs), np.concatenate(ys)

@@ -23,18 +23,14 @@ Findings are in docs/quality.md ("video.corruption", fourth attempt).
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from streamqc.detectors.base import FrameSampler
-from streamqc.media import VideoFrame
-from streamqc.sources import open_media
+from corruption_block_model import labelled_pictures  # bench/, beside this script
 from streamqc.synth import corpus
 
 RECIPES = ("corrupt_drop", "corrupt_flip", "corrupt_baked", "calm", "lowbitrate")
@@ -47,54 +43,29 @@ DAMAGED_CROPS = 6  # crops per picture with damage, centred on damaged blocks
 
 def case_crops(plan: corpus.CasePlan, media: Path | None, full: bool = False,
                clean_crops: int = CLEAN_CROPS, damaged_crops: int = DAMAGED_CROPS) -> dict[str, np.ndarray]:
-    masks: dict[int, np.ndarray] = {}
     rng = np.random.default_rng([plan.seed, 77])
     pictures, befores, maps = [], [], []
     cell = 16 if full else CELL
     side = CROP_BLOCKS * cell
-    with tempfile.TemporaryDirectory(prefix="corr-crops-") as tmp:
-        label_path = corpus.build_case(plan, Path(tmp), media, block_masks=masks)
-        meta = json.loads(label_path.read_text())
-        fps = float(meta["video"]["fps"])
-        ignore = [(z["start"], z["end"]) for z in meta["ignore"] if z["kind"] == "video.corruption"]
-        sampler = FrameSampler(ANALYSIS_FPS)
-        previous = None
-        frame = None
-        with open_media(str(label_path.with_name(meta["file"]))) as reader:
-            for frame in reader:
-                if not isinstance(frame, VideoFrame):
-                    continue
-                small = frame.small
-                if full:
-                    small = frame.sample(1)
-                before = previous if previous is not None and previous.shape == small.shape else None
-                previous = small
-                if before is None or not sampler.wants(frame):
-                    continue
-                rows, cols = small.shape[0] // cell, small.shape[1] // cell
-                if rows < CROP_BLOCKS or cols < CROP_BLOCKS:
-                    continue
-                mask = masks.get(int(round(frame.time * fps)))
-                if mask is None and any(a - 0.5 / fps <= frame.time < b for a, b in ignore):
-                    continue
-                truth = np.zeros((rows, cols), bool)
-                if mask is not None:
-                    r, c = min(rows, mask.shape[0]), min(cols, mask.shape[1])
-                    truth[:r, :c] = mask[:r, :c]
-                corners = []
-                damaged = np.argwhere(truth)
-                for _ in range(damaged_crops if len(damaged) else 0):
-                    y, x = damaged[rng.integers(len(damaged))]
-                    corners.append((int(np.clip(y - CROP_BLOCKS // 2, 0, rows - CROP_BLOCKS)),
-                                    int(np.clip(x - CROP_BLOCKS // 2, 0, cols - CROP_BLOCKS))))
-                for _ in range(clean_crops):
-                    corners.append((int(rng.integers(rows - CROP_BLOCKS + 1)), int(rng.integers(cols - CROP_BLOCKS + 1))))
-                for y, x in corners:
-                    sy, sx = y * cell, x * cell
-                    pictures.append(np.clip(small[sy:sy + side, sx:sx + side], 0, 255).astype(np.uint8))
-                    befores.append(np.clip(before[sy:sy + side, sx:sx + side], 0, 255).astype(np.uint8))
-                    maps.append(truth[y:y + CROP_BLOCKS, x:x + CROP_BLOCKS])
-            frame = None  # a decoded frame must not outlive its decoder (PyAV hangs at exit)
+    copy = (lambda f: f.sample(1)) if full else (lambda f: f.small)
+    for frame, picture, before, truth in labelled_pictures(plan, media, ANALYSIS_FPS, copy, need_before=True):
+        rows, cols = truth.shape
+        if rows < CROP_BLOCKS or cols < CROP_BLOCKS:
+            continue
+        corners = []
+        damaged = np.argwhere(truth)
+        for _ in range(damaged_crops if len(damaged) else 0):
+            y, x = damaged[rng.integers(len(damaged))]
+            corners.append((int(np.clip(y - CROP_BLOCKS // 2, 0, rows - CROP_BLOCKS)),
+                            int(np.clip(x - CROP_BLOCKS // 2, 0, cols - CROP_BLOCKS))))
+        for _ in range(clean_crops):
+            corners.append((int(rng.integers(rows - CROP_BLOCKS + 1)), int(rng.integers(cols - CROP_BLOCKS + 1))))
+        for y, x in corners:
+            sy, sx = y * cell, x * cell
+            pictures.append(np.clip(picture[sy:sy + side, sx:sx + side], 0, 255).astype(np.uint8))
+            befores.append(np.clip(before[sy:sy + side, sx:sx + side], 0, 255).astype(np.uint8))
+            maps.append(truth[y:y + CROP_BLOCKS, x:x + CROP_BLOCKS])
+    frame = None  # noqa: F841 -- a decoded frame must not outlive its decoder
     if not pictures:
         empty = np.zeros((0, side, side), np.uint8)
         return {"picture": empty, "before": empty, "damaged": np.zeros((0, CROP_BLOCKS, CROP_BLOCKS), bool)}
