@@ -61,7 +61,8 @@ class StutterOptions:
     motion_levels: float = 2.0  # RMS difference (8-bit luma) of the pictures around a repeat: moving
     repeat_ratio: float = 0.3  # a picture differing less than this fraction of that is a repeat
     motion_window_frames: int = 15  # ... and the median difference of this many frames is motion too (not a
-    # freeze whose picture an encoder keeps refreshing; under a cadence, the median of its new pictures)
+    # freeze whose picture an encoder keeps refreshing; under a cadence repeating more than 4
+    # frames in 10, the median of its new pictures)
     # Moving video, not a still picture with a small animated element (a slide, a logo):
     # the pictures around a repeat change by more than change_levels in at least this
     # share of the grid.
@@ -273,8 +274,7 @@ class StutterDetector(Detector):
     def _find_cadence(self) -> list[Event]:
         # A cadence already known changes only on twice the evidence: the holds of a
         # stutter inside a cadenced picture can fall at near-equal intervals for a while.
-        known = self._cadence is not None or self._schedule is not None
-        need = self.options.cadence_holds * (2 if known else 1)
+        need = self.options.cadence_holds * (1 if self._cadence is None else 2)
         latest = self._holds[-need:]
         if len(latest) < need:
             return []
