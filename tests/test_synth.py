@@ -316,3 +316,22 @@ def test_live_channel_ticks_are_continuous() -> None:
         assert t.audio_start == prev_end  # no gap, no overlap between blocks
         prev_end = t.audio_start + len(t.audio)
     assert ch.labels.labels  # every live segment injects something
+
+
+def test_a_programme_whose_defects_moved_its_loudness_is_not_held_to_the_target():
+    """The corpus levels every programme to -23 LUFS before its defects; a defect that
+    takes a loud part away moves the integrated loudness, and then the delivered
+    programme may be out of tolerance without a label saying so (an ignore zone)."""
+    rate = 48000
+    noise = np.random.default_rng(5).standard_normal((10 * rate, 2)) * 0.05
+    envelope = np.where(np.arange(10 * rate) < 4 * rate, 2.0, 0.7)[:, None]  # a loud passage, then quieter
+    levelled = noise * envelope
+    levelled *= 10 ** ((au.TARGET_LUFS - au.integrated_lufs(levelled, rate)) / 20)
+    assert not au.loudness_moved(levelled, rate)
+    short_gap = levelled.copy()
+    short_gap[5 * rate: int(5.3 * rate)] = 0.0  # 0.3 s of the quiet part gone: loudness barely moves
+    assert not au.loudness_moved(short_gap, rate)
+    loud_part_gone = levelled.copy()
+    loud_part_gone[: 4 * rate] = 0.0  # a silence over the loud passage: the rest is quieter than the target
+    assert au.loudness_moved(loud_part_gone, rate)
+    assert au.loudness_moved(np.zeros_like(levelled), rate)

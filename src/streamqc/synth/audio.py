@@ -43,6 +43,19 @@ def integrated_lufs(samples: np.ndarray, sample_rate: int) -> float:
     return float(meter.integrated_loudness(samples.astype(np.float64)))
 
 
+# The loudness detector allows 2 LU around the target; a programme the defects moved by
+# more than half that may come out of tolerance once the codec has had its say.
+LOUDNESS_MARGIN_LU = 1.0
+
+
+def loudness_moved(samples: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LUFS) -> bool:
+    """Whether a levelled programme, after its defects (a silence, a dropout, a quiet
+    passage take part of it away), is more than LOUDNESS_MARGIN_LU off target."""
+    with np.errstate(divide="ignore"):  # an all-silent programme measures -inf: moved
+        lufs = integrated_lufs(samples, sample_rate)
+    return not abs(lufs - target_lufs) <= LOUDNESS_MARGIN_LU
+
+
 def to_channels(buffer: np.ndarray, channels: int) -> np.ndarray:
     """Stereo (or any) buffer to `channels`: mono is the mean, more channels repeat."""
     if buffer.ndim == 1:

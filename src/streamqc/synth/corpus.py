@@ -24,7 +24,7 @@ import streamqc
 from streamqc.synth import audio as au
 from streamqc.synth import clips, damage, recipes, verify
 from streamqc.synth.encode import AudioCodec, EncoderSink, VideoCodec, encode_scenario
-from streamqc.synth.labels import Annotations
+from streamqc.synth.labels import Annotations, Ignore
 from streamqc.synth.recipes import CasePlan
 from streamqc.synth.spec import AudioSpec, VideoSpec
 
@@ -169,6 +169,11 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None,
             for lab in ann.labels:
                 if lab.kind == "audio.loudness":
                     lab.details["lufs"] = lufs
+        if (programme is not None and sc.audio is not None and not any(lab.kind == "audio.loudness" for lab in ann.labels)
+                and au.loudness_moved(programme, sc.audio.spec.sample_rate)):
+            # The defects took enough of the programme away to move its loudness: the
+            # delivered programme may be off target, which no label describes.
+            ann.ignore.append(Ignore("audio.loudness", 0.0, sc.duration_s, "audio"))
         if damage_plan is not None:
             ann.extend(_damage(plan, built, sc, vcodec, encoded, media, Path(tmp), timing, programme, block_masks))
             if built.post.get("bake"):
