@@ -149,10 +149,10 @@ def damaged_blocks(clean: np.ndarray, damaged: np.ndarray) -> tuple[np.ndarray, 
     differs = sums > BLOCK_DIFF * BLOCK * BLOCK
     if not differs.any():
         return differs, differs
-    return differs, differs & _unexplained(a, b)
+    return differs, differs & unexplained_blocks(a, b)
 
 
-def _unexplained(clean: np.ndarray, damaged: np.ndarray) -> np.ndarray:
+def unexplained_blocks(clean: np.ndarray, damaged: np.ndarray) -> np.ndarray:
     """Per 16x16 block: the damaged picture is not the clean one moved by a smooth flow."""
     # Half size (a quarter above 1280 wide) keeps the flow cheap; blocks stay whole.
     factor = 2 if clean.shape[1] <= 1280 else 4
