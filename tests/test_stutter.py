@@ -20,9 +20,10 @@ def by_kind(result, kind: str) -> list:
     return [e for e in result.events if e.kind == kind]
 
 
-def encode_slots(path, slots: list[int], fps: int = 30, seconds: float = 6.0):
+def encode_slots(path, slots: list[int], fps: int = 30, repeated: frozenset[int] = frozenset()):
     """A pan in MP4 whose frames carry timestamps `slots` (frame periods): a missing slot
-    is a frame the encoder never got, so the picture jumps where the timestamps do."""
+    is a frame the encoder never got, so the picture jumps where the timestamps do. A
+    slot in `repeated` shows the picture before it again (the pan catches up after it)."""
     spec = VideoSpec(320, 180, Fraction(fps))
     pan = TexturePan(spec, 5, speed_px_s=150)
     with av.open(str(path), "w") as out:
@@ -32,7 +33,8 @@ def encode_slots(path, slots: list[int], fps: int = 30, seconds: float = 6.0):
         ctx.time_base = Fraction(1, fps)
         ctx.options = {"preset": "ultrafast", "tune": "zerolatency"}
         for slot in slots:
-            picture = av.VideoFrame.from_ndarray(pan.render(slot), format="yuv420p")
+            shown = slot - 1 if slot in repeated else slot
+            picture = av.VideoFrame.from_ndarray(pan.render(shown), format="yuv420p")
             picture.pts = slot
             picture.time_base = Fraction(1, fps)
             for packet in stream.encode(picture):
@@ -98,6 +100,22 @@ def test_frames_missing_from_the_timestamps_are_stutter(tmp_path):
     (event,) = by_kind(check_input(str(clip)), "video.stutter")
     assert event.details == {"held_frames": 7, "repeated": 0, "missing": 7}
     assert event.start == pytest.approx(61 / 30, abs=0.01) and event.end == pytest.approx(105 / 30, abs=0.01)
+
+
+@pytest.mark.parametrize("held_in", ["timestamps", "pictures"])
+def test_four_held_frames_at_near_equal_intervals_are_a_stutter_not_a_cadence(tmp_path, held_in):
+    """Four random repeats of a short stutter can fall 14, 13 and 14 frames apart (seed 2030's
+    case 045): a cadence that stops after four holds was never a conversion."""
+    held = {57, 71, 84, 98}
+    if held_in == "timestamps":
+        clip = encode_slots(tmp_path / "holes.mp4", [s for s in range(180) if s not in held], fps=25)
+    else:
+        clip = encode_slots(tmp_path / "repeats.mp4", list(range(180)), fps=25, repeated=frozenset(held))
+    result = check_input(str(clip))
+    (event,) = by_kind(result, "video.stutter")
+    assert event.details["held_frames"] == 4
+    assert event.start == pytest.approx(57 / 25, abs=0.05) and event.end == pytest.approx(99 / 25, abs=0.05)
+    assert by_kind(result, "video.cadence") == []
 
 
 def test_a_regular_gap_in_the_timestamps_is_a_cadence(tmp_path):

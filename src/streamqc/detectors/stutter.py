@@ -77,7 +77,9 @@ class StutterOptions:
     min_holds: int = 3  # held slots that make a stutter event (one or two are a glitch, not a stutter)
     merge_gap_s: float = 2.0  # held slots closer than this are one stutter event
     major_after_holds: int = 10  # a stutter with this many held slots or more is major
-    cadence_holds: int = 4  # held slots at near-equal intervals that make a cadence
+    # held slots at near-equal intervals that make a cadence: four of a stutter's few random
+    # repeats fall at near-equal intervals by chance now and then, five seldom do
+    cadence_holds: int = 5
     max_cadence_slots: int = 30  # a cadence repeats within this many frame periods
     batch_frames: int = 15  # pictures compared in one go (events come up to this many frames later)
 
