@@ -105,7 +105,7 @@ def test_frames_missing_from_the_timestamps_are_stutter(tmp_path):
 @pytest.mark.parametrize("held_in", ["timestamps", "pictures"])
 def test_four_held_frames_at_near_equal_intervals_are_a_stutter_not_a_cadence(tmp_path, held_in):
     """Four random repeats of a short stutter can fall 14, 13 and 14 frames apart (seed 2030's
-    case 045): a cadence that stops after four holds was never a conversion."""
+    case 045); a conversion's cadence needs a fifth held frame on the same interval."""
     held = {57, 71, 84, 98}
     if held_in == "timestamps":
         clip = encode_slots(tmp_path / "holes.mp4", [s for s in range(180) if s not in held], fps=25)
