@@ -6,9 +6,11 @@ from __future__ import annotations
 from fractions import Fraction
 
 import av
+import numpy as np
 import pytest
 
 from streamqc.check import check_input
+from streamqc.sources.reader import SourceOptions
 from streamqc.synth.content import TexturePan
 from streamqc.synth.defects import Stutter
 from streamqc.synth.spec import VideoSpec
@@ -100,6 +102,36 @@ def test_frames_missing_from_the_timestamps_are_stutter(tmp_path):
     (event,) = by_kind(check_input(str(clip)), "video.stutter")
     assert event.details == {"held_frames": 7, "repeated": 0, "missing": 7}
     assert event.start == pytest.approx(61 / 30, abs=0.01) and event.end == pytest.approx(105 / 30, abs=0.01)
+
+
+def garble_packets(clip, out_path, packets: set[int]):
+    """A copy of `clip` whose video packets `packets` (0-based) are random bytes of the same
+    size and timing: the decoder rejects them and their pictures never come out."""
+    rng = np.random.default_rng(7)
+    with av.open(str(clip)) as source, av.open(str(out_path), "w") as out:
+        video = source.streams.video[0]
+        copy = out.add_stream_from_template(video)
+        for index, packet in enumerate(p for p in source.demux(video) if p.size):
+            if index in packets:
+                garbage = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
+                packet = garbage
+            packet.stream = copy
+            out.mux(packet)
+    return out_path
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_pictures_the_decoder_rejected_are_decode_errors_not_stutter(tmp_path, threads):
+    """The holes of the test above, made by damaged packets instead of an encoder that never
+    got the frames: the viewer sees damage, which video.decode_error reports, whatever the
+    decoder's thread count (which changes how many damaged pictures come out)."""
+    damaged = {61, 66, 75, 77, 88, 99, 104}
+    clip = garble_packets(encode_slots(tmp_path / "pan.mp4", list(range(180))), tmp_path / "garbled.mp4", damaged)
+    result = check_input(str(clip), source=SourceOptions(threads=threads))
+    assert by_kind(result, "video.stutter") == []
+    (error,) = by_kind(result, "video.decode_error")
+    assert error.start <= 61 / 30 + 0.05 and error.end >= 104 / 30 - 0.05
 
 
 @pytest.mark.parametrize("held_in", ["timestamps", "pictures"])

@@ -33,6 +33,12 @@ that, video whose frames mostly repeat moves if its new pictures change a
 A picture that skips ahead with evenly spaced timestamps (a dropped frame re-timed)
 has no sure sign in one picture difference, so stutter is found from its repeats and
 timestamp gaps.
+
+Pictures the decoder could not rebuild are damage, which `video.decode_error` reports:
+a timestamp gap across which the decoder reported an error, or a still picture that
+came with one (concealment copies the last good picture), holds no slot. How many
+pictures a damaged stream yields depends on the decoder's thread count, so counting
+them would make the report depend on the machine.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ import numpy as np
 
 from streamqc.detectors.base import Detector
 from streamqc.events import Event, Severity
-from streamqc.media import ANALYSIS_STEP, VideoFrame
+from streamqc.media import ANALYSIS_STEP, StreamNote, VideoFrame
 
 
 SPARSE_MOTION_QUANTILE = 0.7  # of the recent frames: a new picture's, wherever 3 frames in 10 or more are new
@@ -95,17 +101,20 @@ class _Hold:
 class StutterDetector(Detector):
     name = "stutter"
     Options = StutterOptions
-    accepts = (VideoFrame,)
+    accepts = (VideoFrame, StreamNote)
 
     def __init__(self, options: StutterOptions | None = None) -> None:
         super().__init__(options)
         self._previous: np.ndarray | None = None  # the last picture of the last batch
-        self._batch: list[tuple[float, float, np.ndarray]] = []  # (time, duration, grid) not compared yet
+        # (time, duration, grid, damaged) not compared yet; damaged: the decoder reported
+        # an error since the picture before
+        self._batch: list[tuple[float, float, np.ndarray, bool]] = []
+        self._damage_since_last = False
         self._last_time: float | None = None
         self._slot = 0  # frame periods counted so far
         self._gaps: collections.deque[float] = collections.deque(maxlen=15)
-        # The last pictures' differences, waiting for the one after them: (time, slot, difference, changed area).
-        self._recent: collections.deque[tuple[float, int, float, float]] = collections.deque(maxlen=self.options.max_repeat_frames + 2)
+        # The last pictures' differences, waiting for the one after them: (time, slot, difference, changed area, damaged).
+        self._recent: collections.deque[tuple[float, int, float, float, bool]] = collections.deque(maxlen=self.options.max_repeat_frames + 2)
         self._holds: list[_Hold] = []  # held slots of the stutter being gathered (and cadence candidates)
         self._cadence: tuple[int, int] | None = None  # (shortest, longest) interval in slots
         # A conversion's schedule: (slots in its period, which of them are held), by slot number
@@ -121,14 +130,19 @@ class StutterDetector(Detector):
         self._since_median = 0
 
     # -- per frame -------------------------------------------------------------------
-    def feed(self, frame: VideoFrame) -> list[Event]:
+    def feed(self, frame: VideoFrame | StreamNote) -> list[Event]:
+        if isinstance(frame, StreamNote):
+            if frame.kind == "decode_error" and frame.media == "video":
+                self._damage_since_last = True
+            return []
         picture = self._grid(frame)
         events: list[Event] = []
         if self._batch and self._batch[-1][2].shape != picture.shape:
             events = self._run_batch()
         # Pictures are compared a batch at a time: one vectorised difference for many
         # frames costs less than numpy's per-call overhead on each.
-        self._batch.append((frame.time, frame.duration, picture))
+        self._batch.append((frame.time, frame.duration, picture, self._damage_since_last or frame.corrupt))
+        self._damage_since_last = False
         if len(self._batch) > self.options.batch_frames:
             events += self._run_batch()
         return events
@@ -136,7 +150,7 @@ class StutterDetector(Detector):
     def _run_batch(self) -> list[Event]:
         batch, self._batch = self._batch, []
         previous = self._previous
-        pictures = np.stack([p for _, _, p in batch])
+        pictures = np.stack([p for _, _, p, _ in batch])
         differences = [float("nan")] * len(batch)
         if previous is not None and previous.shape == pictures.shape[1:]:
             pictures = np.concatenate((previous[None], pictures))
@@ -150,11 +164,11 @@ class StutterDetector(Detector):
         areas[first:] = (np.abs(steps) > self.options.change_levels).mean(axis=1).tolist()
         self._previous = batch[-1][2]
         events: list[Event] = []
-        for (time, duration, _), difference, area in zip(batch, differences, areas):
-            events += self._step(time, duration, difference, area)
+        for (time, duration, _, damaged), difference, area in zip(batch, differences, areas):
+            events += self._step(time, duration, difference, area, damaged)
         return events
 
-    def _step(self, time: float, duration: float, difference: float, area: float) -> list[Event]:
+    def _step(self, time: float, duration: float, difference: float, area: float, damaged: bool) -> list[Event]:
         last_time, self._last_time = self._last_time, time
         if last_time is None or difference != difference:  # the first picture, or a new size
             self._recent.clear()
@@ -165,12 +179,12 @@ class StutterDetector(Detector):
         slots = 1
         if period > 0 and self.options.hole_ratio * period <= gap <= self.options.max_hole_s:
             slots = int(round(gap / period))
-            for k in range(1, slots):
+            for k in range(1, 1 if damaged else slots):
                 events += self._hold(last_time + k * period, self._slot + k, "timestamps")
         elif gap > self.options.max_hole_s or gap <= 0:
             self._recent.clear()  # a discontinuity: what came before says nothing of this picture
         self._slot += slots
-        self._recent.append((time, self._slot, difference, area))
+        self._recent.append((time, self._slot, difference, area, damaged))
         self._seen.append((self._slot, difference))
         self._differences.append(difference)
         self._areas.append(area)
@@ -220,12 +234,14 @@ class StutterDetector(Detector):
         run = [recent[-1 - k] for k in range(length, 0, -1)]
         if moving < self.options.motion_levels or any(r[2] >= ratio * moving for r in run):
             return []
+        if any(r[4] for r in run):
+            return []  # a concealed picture: damage, not a repeat
         if min(recent[-2 - length][3], recent[-1][3]) < self.options.min_moving_area:
             return []  # a still picture with a small moving element: no motion to stutter
         if self._motion_level() < self.options.motion_levels:
             return []  # mostly still: an encoder refreshing a frozen picture, not moving video
         events: list[Event] = []
-        for time, slot, _, _ in run:
+        for time, slot, *_ in run:
             events += self._hold(time, slot, "pictures")
         return events
 
