@@ -8,10 +8,12 @@ import threading
 import time
 
 import av
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from streamqc.check import check_input
+from streamqc.sources.reader import SourceOptions
 from streamqc.cli import app
 from streamqc.synth.defects import Black, Freeze
 
@@ -101,6 +103,50 @@ def test_audio_only_input(tmp_path):
     strict = run_check(path, "--json", "--set", "missing_track.expect=video,audio")
     assert strict.exit_code == 1
     assert json.loads(strict.stdout)["events"][0]["details"] == {"track": "video", "reason": "absent"}
+
+
+def sound_first_with_a_garbled_packet(clip, out_path, garbled: int):
+    """`clip` remuxed with its pictures 1 s later than its sound (a capture whose audio
+    starts first) and its audio packet number `garbled` (0-based) replaced by random bytes."""
+    rng = np.random.default_rng(3)
+    with av.open(str(clip)) as source, av.open(str(out_path), "w") as out:
+        video, audio = source.streams.video[0], source.streams.audio[0]
+        copies = {video: out.add_stream_from_template(video), audio: out.add_stream_from_template(audio)}
+        delay = int(1 / video.time_base)
+        audio_packets = 0
+        for packet in source.demux():
+            if not packet.size:
+                continue
+            copy = copies[packet.stream]
+            if packet.stream is video:
+                packet.pts, packet.dts = packet.pts + delay, packet.dts + delay
+            else:
+                if audio_packets == garbled:
+                    garbage = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                    garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
+                    packet = garbage
+                audio_packets += 1
+            packet.stream = copy
+            out.mux(packet)
+    return out_path
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+@pytest.mark.parametrize("garbled", [0, 20])  # the first packet; one at 0.48 s
+def test_audio_damage_before_the_first_picture(tmp_path, garbled, threads):
+    """Sound before the first picture is analysed, so a packet the decoder rejects there is
+    damage, whatever the video decoder's thread count (which delays the first picture by a
+    packet per thread); a rejected first packet is a cut frame of joining mid-stream."""
+    clip = make_clip(tmp_path / "clip.mkv", seconds=4.0, container="mkv", audio="mp2")
+    late = sound_first_with_a_garbled_packet(clip, tmp_path / "late.mkv", garbled)
+    result = check_input(str(late), source=SourceOptions(threads=threads))
+    errors = [e for e in result.events if e.kind == "audio.decode_error"]
+    if garbled == 0:
+        assert errors == []
+    else:
+        (error,) = errors
+        assert error.start == 0.0 and error.details["count"] == 1
+    assert [e.kind for e in result.events if e.kind != "audio.decode_error"] == []
 
 
 def test_video_only_input(tmp_path):

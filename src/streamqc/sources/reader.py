@@ -236,6 +236,8 @@ class MediaReader:
         self._joining: list[AudioChunk] = []
         self._video_started = False
         self._unstarted_errors: list[StreamNote] = []  # rejected packets before any picture
+        self._audio_decoded = False  # a sound came out: later rejected audio packets are damage
+        self._early_audio_notes: list[StreamNote] = []  # audio damage while the origin is not known yet
         self.leading_frames_skipped = 0
         self.video_stream = self._pick("video") if options.video else None
         self.audio_stream = self._pick("audio") if options.audio else None
@@ -339,6 +341,7 @@ class MediaReader:
             for chunk in self._release_audio(force=True):
                 end_time = _end_of(chunk, end_time)
                 yield chunk
+            yield from self._out([])  # audio damage held for an origin that came last
             if self.video_stream is not None and not self._video_started and self._unstarted_errors:
                 # The decoder never produced a picture: its errors are the whole story.
                 origin = self._origin if self._origin is not None else self._unstarted_errors[0].time
@@ -480,7 +483,13 @@ class MediaReader:
         yield from self._release_audio()
         if self._origin is not None:
             yield from self._out(notes)
-        # notes before the origin is known are about media nobody has been shown yet: dropped
+        elif self._audio_decoded and len(self._early_audio_notes) < 1000:
+            # The sound before the first picture is analysed too, so its damage counts; it
+            # waits for the origin, which comes later the more frame threads the video
+            # decoder has (each one delays the first picture by a packet).
+            self._early_audio_notes.extend(notes)
+        # (rejected packets before any sound are joining mid-stream: a cut frame, not damage)
+        self._audio_decoded = self._audio_decoded or bool(frames)
 
     def _join_audio(self, chunk: AudioChunk) -> Iterator[AudioChunk]:
         """Collect contiguous chunks of one format; give them back joined, about audio_chunk_s long."""
@@ -519,5 +528,7 @@ class MediaReader:
         return buffer
 
     def _out(self, notes: list[StreamNote]) -> Iterator[StreamNote]:
+        if self._early_audio_notes and self._origin is not None:
+            notes, self._early_audio_notes = self._early_audio_notes + notes, []
         for note in notes:
             yield self._shift(note)
