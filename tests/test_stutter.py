@@ -125,13 +125,15 @@ def garble_packets(clip, out_path, packets: set[int]):
 def test_pictures_the_decoder_rejected_are_decode_errors_not_stutter(tmp_path, threads):
     """The holes of the test above, made by damaged packets instead of an encoder that never
     got the frames: the viewer sees damage, which video.decode_error reports, whatever the
-    decoder's thread count (which changes how many damaged pictures come out)."""
+    decoder's thread count (which changes how many damaged pictures come out, and how
+    often FFmpeg logs each rejection)."""
     damaged = {61, 66, 75, 77, 88, 99, 104}
     clip = garble_packets(encode_slots(tmp_path / "pan.mp4", list(range(180))), tmp_path / "garbled.mp4", damaged)
     result = check_input(str(clip), source=SourceOptions(threads=threads))
     assert by_kind(result, "video.stutter") == []
     (error,) = by_kind(result, "video.decode_error")
     assert error.start <= 61 / 30 + 0.05 and error.end >= 104 / 30 - 0.05
+    assert error.details["count"] == len(damaged)  # one per damaged packet
 
 
 @pytest.mark.parametrize("held_in", ["timestamps", "pictures"])

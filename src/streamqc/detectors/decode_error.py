@@ -3,6 +3,11 @@
 Damage comes in bursts (one lost packet spoils every frame until the next keyframe),
 so reports closer than `merge_gap_s` make one event, with a count and the first
 messages FFmpeg logged as evidence.
+
+The count is of packets the decoder rejected and frames it marked corrupt. What FFmpeg
+only logged counts when nothing else was reported: a frame-threaded decoder logs a
+rejected packet from its worker thread, apart from the rejection, and more or less
+often with its thread count, which must not change the figure or the severity.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ class DecodeErrorOptions:
 class _Burst:
     start: float
     end: float
-    count: int = 0
+    count: int = 0  # rejected packets and corrupt frames
+    logged: int = 0  # reports of log messages only
     corrupt_frames: int = 0
     messages: list[str] = dataclasses.field(default_factory=list)
 
@@ -59,8 +65,12 @@ class DecodeErrorDetector(Detector):
             burst = self._bursts[media] = _Burst(start=time, end=time)
         burst.start = min(burst.start, time)
         burst.end = max(burst.end, time + self._step[media])
-        burst.count += 1
-        burst.corrupt_frames += int(bool(buffer.details.get("corrupt_frame")))
+        corrupt = bool(buffer.details.get("corrupt_frame"))
+        if corrupt or "reason" in buffer.details:
+            burst.count += 1
+        else:
+            burst.logged += 1
+        burst.corrupt_frames += int(corrupt)
         for message in buffer.details.get("messages", []) or [buffer.details.get("reason")]:
             if message and len(burst.messages) < 5 and message not in burst.messages:
                 burst.messages.append(message)
@@ -80,12 +90,13 @@ class DecodeErrorDetector(Detector):
         return events
 
     def _event(self, media: str, burst: _Burst) -> Event:
-        major = burst.count >= self.options.major_after_count
+        count = burst.count or burst.logged
+        major = count >= self.options.major_after_count
         return Event(
             kind=f"{media}.decode_error",
             start=burst.start,
             end=max(burst.end, burst.start),
             severity=Severity.MAJOR if major else Severity.MINOR,
             confidence=1.0,
-            details={"count": burst.count, "corrupt_frames": burst.corrupt_frames, "messages": burst.messages},
+            details={"count": count, "corrupt_frames": burst.corrupt_frames, "messages": burst.messages},
         )
