@@ -1,12 +1,13 @@
 """`streams.yaml`: what a user writes, and the errors that name the bad key."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from streamqc.errors import ConfigError
-from streamqc.monitor.config import load_config, parse_config
+from streamqc.monitor.config import load_config, parse_config, usable_cores
 from streamqc.monitor.service import with_cli_streams
 
 GOOD = """
@@ -82,3 +83,22 @@ def test_the_cli_exits_2_with_the_key_on_a_bad_config(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "streams[0].urll" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("files, cores", [
+    ({"cpu.max": "100000 100000\n"}, 1),  # cgroup v2: one core
+    ({"cpu.max": "50000 100000\n"}, 1),  # half a core still gets a worker
+    ({"cpu/cpu.cfs_quota_us": "100000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 1),  # cgroup v1
+    ({"cpu.max": "max 100000\n"}, None),  # no quota: the affinity decides
+    ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+    ({"cpu.max": "garbled\n"}, None),
+    ({}, None),  # no cgroup files at all (not Linux, or not mounted)
+])
+def test_default_workers_are_the_cores_a_container_may_use(tmp_path, files, cores):
+    """A pod limited to one core on a many-core node runs one worker, not one per host core."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    expected = cores if cores is not None else len(os.sched_getaffinity(0))
+    assert usable_cores(tmp_path) == expected
+    assert parse_config({"streams": [{"id": "a", "url": "loop://x.ts"}]}).worker_count == usable_cores()

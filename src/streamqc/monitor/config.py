@@ -7,6 +7,7 @@ the parts that use them validate their own contents.
 
 from __future__ import annotations
 
+import math
 import os
 import pathlib
 import re
@@ -19,6 +20,30 @@ from streamqc.errors import ConfigError
 from streamqc.pipeline import build_detectors
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def usable_cores(cgroup_root: pathlib.Path = pathlib.Path("/sys/fs/cgroup")) -> int:
+    """The cores this process may use: its CPU affinity, capped by the container's CPU
+    quota (cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`), rounded up. os.cpu_count()
+    counts the host's: a pod limited to 2 cores on a 64-core node would start 64 workers."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    quota = _cgroup_quota(cgroup_root)
+    return max(1, min(cores, math.ceil(quota))) if quota else max(1, cores)
+
+
+def _cgroup_quota(root: pathlib.Path) -> float | None:
+    """CPU quota in cores, or None where there is none (or no cgroup file to read)."""
+    try:
+        if (root / "cpu.max").is_file():
+            limit, period = (root / "cpu.max").read_text().split()[:2]
+            return None if limit == "max" else int(limit) / int(period)
+        v1 = root / "cpu"
+        if (v1 / "cpu.cfs_quota_us").is_file():
+            limit = int((v1 / "cpu.cfs_quota_us").read_text())
+            return None if limit <= 0 else limit / int((v1 / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        pass  # unreadable or odd: the affinity alone decides
+    return None
 
 
 class _Strict(BaseModel):
@@ -60,7 +85,7 @@ class ReconnectConfig(_Strict):
 
 class MonitorConfig(_Strict):
     state_dir: str = "./streamqc-state"
-    workers: int | None = Field(None, ge=1, le=256)  # None: the number of cores
+    workers: int | None = Field(None, ge=1, le=256)  # None: the cores this process may use (usable_cores)
     stall_timeout_s: float = Field(5.0, gt=0)
     # processing more than this behind real time sheds picture analysis until it catches up
     max_lag_s: float = Field(2.0, gt=0)
@@ -87,7 +112,7 @@ class MonitorConfig(_Strict):
 
     @property
     def worker_count(self) -> int:
-        return self.workers or os.cpu_count() or 1
+        return self.workers or usable_cores()
 
     @property
     def journal_path(self) -> pathlib.Path:
