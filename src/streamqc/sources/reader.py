@@ -487,7 +487,7 @@ class MediaReader:
             # The sound before the first picture is analysed too, so its damage counts; it
             # waits for the origin, which comes later the more frame threads the video
             # decoder has (each one delays the first picture by a packet).
-            self._early_audio_notes.extend(notes)
+            self._early_audio_notes.extend(n for n in notes if n.kind == "decode_error")
         # (rejected packets before any sound are joining mid-stream: a cut frame, not damage)
         self._audio_decoded = self._audio_decoded or bool(frames)
 
