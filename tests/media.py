@@ -6,6 +6,8 @@ import pathlib
 from fractions import Fraction
 from typing import Sequence
 
+import av
+import numpy as np
 from streamqc.synth.audio import programme
 from streamqc.synth.content import Cadence, MovingObjects, TexturePan
 from streamqc.synth.defects import Defect
@@ -63,3 +65,11 @@ def frame(seconds: float, spec: VideoSpec = VIDEO_SPEC) -> int:
 
 def sample(seconds: float) -> int:
     return AUDIO_SPEC.sample_at(seconds)
+
+
+def garbled(packet: av.Packet, rng: np.random.Generator) -> av.Packet:
+    """Random bytes of `packet`'s size and timing: a packet damaged in transit, which the
+    decoder rejects."""
+    garbage = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+    garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
+    return garbage

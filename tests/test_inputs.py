@@ -17,7 +17,7 @@ from streamqc.sources.reader import SourceOptions
 from streamqc.cli import app
 from streamqc.synth.defects import Black, Freeze
 
-from media import frame, make_clip
+from media import frame, garbled, make_clip
 
 
 def run_check(*args):
@@ -105,9 +105,9 @@ def test_audio_only_input(tmp_path):
     assert json.loads(strict.stdout)["events"][0]["details"] == {"track": "video", "reason": "absent"}
 
 
-def sound_first_with_a_garbled_packet(clip, out_path, garbled: int):
+def sound_first_with_a_garbled_packet(clip, out_path, garbled_packet: int):
     """`clip` remuxed with its pictures 1 s later than its sound (a capture whose audio
-    starts first) and its audio packet number `garbled` (0-based) replaced by random bytes."""
+    starts first) and its audio packet number `garbled_packet` (0-based) replaced by random bytes."""
     rng = np.random.default_rng(3)
     with av.open(str(clip)) as source, av.open(str(out_path), "w") as out:
         video, audio = source.streams.video[0], source.streams.audio[0]
@@ -121,10 +121,8 @@ def sound_first_with_a_garbled_packet(clip, out_path, garbled: int):
             if packet.stream is video:
                 packet.pts, packet.dts = packet.pts + delay, packet.dts + delay
             else:
-                if audio_packets == garbled:
-                    garbage = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
-                    garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
-                    packet = garbage
+                if audio_packets == garbled_packet:
+                    packet = garbled(packet, rng)
                 audio_packets += 1
             packet.stream = copy
             out.mux(packet)
@@ -132,16 +130,16 @@ def sound_first_with_a_garbled_packet(clip, out_path, garbled: int):
 
 
 @pytest.mark.parametrize("threads", [1, 4])
-@pytest.mark.parametrize("garbled", [0, 20])  # the first packet; one at 0.48 s
-def test_audio_damage_before_the_first_picture(tmp_path, garbled, threads):
+@pytest.mark.parametrize("garbled_packet", [0, 20])  # the first packet; one at 0.48 s
+def test_audio_damage_before_the_first_picture(tmp_path, garbled_packet, threads):
     """Sound before the first picture is analysed, so a packet the decoder rejects there is
     damage, whatever the video decoder's thread count (which delays the first picture by a
     packet per thread); a rejected first packet is a cut frame of joining mid-stream."""
     clip = make_clip(tmp_path / "clip.mkv", seconds=4.0, container="mkv", audio="mp2")
-    late = sound_first_with_a_garbled_packet(clip, tmp_path / "late.mkv", garbled)
+    late = sound_first_with_a_garbled_packet(clip, tmp_path / "late.mkv", garbled_packet)
     result = check_input(str(late), source=SourceOptions(threads=threads))
     errors = [e for e in result.events if e.kind == "audio.decode_error"]
-    if garbled == 0:
+    if garbled_packet == 0:
         assert errors == []
     else:
         (error,) = errors

@@ -15,7 +15,7 @@ from streamqc.synth.content import TexturePan
 from streamqc.synth.defects import Stutter
 from streamqc.synth.spec import VideoSpec
 
-from media import frame, make_clip
+from media import frame, garbled, make_clip
 
 
 def by_kind(result, kind: str) -> list:
@@ -113,9 +113,7 @@ def garble_packets(clip, out_path, packets: set[int]):
         copy = out.add_stream_from_template(video)
         for index, packet in enumerate(p for p in source.demux(video) if p.size):
             if index in packets:
-                garbage = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
-                garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
-                packet = garbage
+                packet = garbled(packet, rng)
             packet.stream = copy
             out.mux(packet)
     return out_path
