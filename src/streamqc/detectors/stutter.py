@@ -47,6 +47,7 @@ import collections
 import dataclasses
 import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -90,6 +91,15 @@ class StutterOptions:
     batch_frames: int = 15  # pictures compared in one go (events come up to this many frames later)
 
 
+class _Compared(NamedTuple):
+    """A picture compared with the one before it."""
+    time: float
+    slot: int
+    difference: float  # RMS difference from the picture before (8-bit luma)
+    area: float  # share of the grid changed by more than change_levels
+    damaged: bool  # the decoder reported an error since the picture before
+
+
 @dataclasses.dataclass(slots=True)
 class _Hold:
     time: float
@@ -113,8 +123,8 @@ class StutterDetector(Detector):
         self._last_time: float | None = None
         self._slot = 0  # frame periods counted so far
         self._gaps: collections.deque[float] = collections.deque(maxlen=15)
-        # The last pictures' differences, waiting for the one after them: (time, slot, difference, changed area, damaged).
-        self._recent: collections.deque[tuple[float, int, float, float, bool]] = collections.deque(maxlen=self.options.max_repeat_frames + 2)
+        # The last pictures compared, waiting for the one after them.
+        self._recent: collections.deque[_Compared] = collections.deque(maxlen=self.options.max_repeat_frames + 2)
         self._holds: list[_Hold] = []  # held slots of the stutter being gathered (and cadence candidates)
         self._cadence: tuple[int, int] | None = None  # (shortest, longest) interval in slots
         # A conversion's schedule: (slots in its period, which of them are held), by slot number
@@ -184,7 +194,7 @@ class StutterDetector(Detector):
         elif gap > self.options.max_hole_s or gap <= 0:
             self._recent.clear()  # a discontinuity: what came before says nothing of this picture
         self._slot += slots
-        self._recent.append((time, self._slot, difference, area, damaged))
+        self._recent.append(_Compared(time, self._slot, difference, area, damaged))
         self._seen.append((self._slot, difference))
         self._differences.append(difference)
         self._areas.append(area)
@@ -222,27 +232,27 @@ class StutterDetector(Detector):
     def _repeats(self) -> list[Event]:
         """A run of 1..max_repeat_frames still pictures between two moving ones: repeats."""
         recent = self._recent
-        ratio, after = self.options.repeat_ratio, recent[-1][2]
+        ratio, after = self.options.repeat_ratio, recent[-1].difference
         if after < self.options.motion_levels:
             return []
         length = 0
-        while length + 2 <= len(recent) and recent[-2 - length][2] < ratio * after:
+        while length + 2 <= len(recent) and recent[-2 - length].difference < ratio * after:
             length += 1
         if length == 0 or length + 2 > len(recent):
             return []  # no still picture before this one, or a pause longer than a repeat
-        moving = min(recent[-2 - length][2], after)
+        moving = min(recent[-2 - length].difference, after)
         run = [recent[-1 - k] for k in range(length, 0, -1)]
-        if moving < self.options.motion_levels or any(r[2] >= ratio * moving for r in run):
+        if moving < self.options.motion_levels or any(r.difference >= ratio * moving for r in run):
             return []
-        if any(r[4] for r in run):
+        if any(r.damaged for r in run):
             return []  # a concealed picture: damage, not a repeat
-        if min(recent[-2 - length][3], recent[-1][3]) < self.options.min_moving_area:
+        if min(recent[-2 - length].area, recent[-1].area) < self.options.min_moving_area:
             return []  # a still picture with a small moving element: no motion to stutter
         if self._motion_level() < self.options.motion_levels:
             return []  # mostly still: an encoder refreshing a frozen picture, not moving video
         events: list[Event] = []
-        for time, slot, *_ in run:
-            events += self._hold(time, slot, "pictures")
+        for picture in run:
+            events += self._hold(picture.time, picture.slot, "pictures")
         return events
 
     def _motion_level(self) -> float:
