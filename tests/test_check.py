@@ -47,7 +47,9 @@ def test_finds_each_injected_defect_at_its_time(defective_clip):
 
 def test_clean_clip_has_no_events(tmp_path):
     result = check_input(str(make_clip(tmp_path / "clean.mp4", seconds=6.0, container="mp4")))
-    assert result.events == []
+    assert result.defects == []
+    # only the programme's loudness figures, as a note: no target was chosen
+    assert [(e.kind, e.severity.value) for e in result.events] == [("audio.loudness", "info")]
 
 
 def test_dark_scene_with_detail_is_not_black(tmp_path):
@@ -62,9 +64,9 @@ def test_short_black_and_short_freeze_are_not_reported(tmp_path):
         seconds=8.0,
         defects=[Black(frame(2.0), frame(3.2)), Freeze(frame(5.0), frame(6.5))],
     )
-    assert check_input(str(clip)).events == []
+    assert check_input(str(clip)).defects == []
     shorter = check_input(str(clip), options={"black": {"min_duration_s": 1.0}, "freeze": {"min_duration_s": 1.0}})
-    assert [e.kind for e in shorter.events] == ["video.black", "video.freeze"]
+    assert [e.kind for e in shorter.defects] == ["video.black", "video.freeze"]
 
 
 def test_audio_track_that_stops_is_missing(tmp_path):
@@ -121,6 +123,26 @@ def test_demo_finds_every_injected_defect(tmp_path):
     """The README's first command: the built-in example must show streamqc working."""
     result = CliRunner().invoke(app, ["demo", "--keep", str(tmp_path), "--json"])
     assert result.exit_code == 0, result.stderr
-    kinds_found = {e["kind"] for e in json.loads(result.stdout)["events"]}
+    kinds_found = {e["kind"] for e in json.loads(result.stdout)["events"] if e["severity"] != "info"}
     assert kinds_found == {"video.freeze", "video.black", "audio.silence", "audio.dropout"}
     assert (tmp_path / "streamqc-demo.ts").is_file()
+
+
+def test_fail_on_chooses_what_fails_the_check(tmp_path):
+    """On a terminal, as an operator runs it: a 2.5 s black (minor) fails the default check;
+    --fail-on decides by severity and kind, and says what was left out; a bad rule is one line."""
+    from terminal import run_in_terminal
+
+    clip = make_clip(tmp_path / "black.ts", seconds=8.0, defects=[Black(frame(3.0), frame(5.5))])
+    status, screen = run_in_terminal("check", str(clip))
+    assert status == 1 and "video.black" in screen and "1 defect found" in screen
+    status, screen = run_in_terminal("check", str(clip), "--fail-on", "major")
+    assert status == 0 and "0 of them fail the check (--fail-on major)" in screen
+    assert run_in_terminal("check", str(clip), "--fail-on", "audio.*,video.freeze")[0] == 0
+    assert run_in_terminal("check", str(clip), "--fail-on", "none")[0] == 0
+    assert run_in_terminal("check", str(clip), "--fail-on", "video.black:minor")[0] == 1
+    status, screen = run_in_terminal("check", str(clip), "--fail-on", "video.black:loud")
+    assert status == 2 and screen.strip().splitlines() == [
+        "streamqc: --fail-on: unknown severity 'loud' in 'video.black:loud' (known: minor, major, critical)"]
+    report = json.loads(CliRunner().invoke(app, ["check", str(clip), "--json", "--fail-on", "major"]).stdout)
+    assert report["fail_on"] == "major" and report["failed"] is False

@@ -3,6 +3,7 @@ signals, and the detector end to end on encoded files."""
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 
@@ -11,8 +12,10 @@ import numpy as np
 import pyloudnorm
 import pytest
 from av.filter import Graph
+from typer.testing import CliRunner
 
 from streamqc.check import check_input
+from streamqc.cli import app
 from streamqc.detectors.loudness import LoudnessDetector, LoudnessMeter, LoudnessOptions
 from streamqc.errors import ConfigError
 from streamqc.media import AudioChunk, AudioFormat
@@ -92,6 +95,8 @@ def programme_at(lufs: float, seconds: float, seed: int = 5, kind: str = "music"
 
 
 def loudness_events(path: pathlib.Path, others: dict | None = None, **options) -> list:
+    """The loudness events of a check judged against EBU R 128 unless `options` choose otherwise."""
+    options = {"preset": "ebu_r128", **options}
     result = check_input(str(path), options={"loudness": options, **(others or {})})
     return [e for e in result.events if e.kind == "audio.loudness"]
 
@@ -332,8 +337,30 @@ def test_presets_and_overrides(tmp_path):
     (event,) = loudness_events(path)  # EBU R 128: 8 LU too loud
     assert event.details["deviation_lu"] == pytest.approx(8.0, abs=0.2)
     assert loudness_events(path, target_lufs=-16, tolerance_lu=2) == []
+    (custom,) = loudness_events(path, preset="none", target_lufs=-20)  # a bare target is a target
+    assert custom.details["deviation_lu"] == pytest.approx(5.0, abs=0.2) and custom.details["preset"] == "custom"
     with pytest.raises(ConfigError):
         check_input(str(path), options={"loudness": {"preset": "nonsense"}})
+
+
+def test_without_a_target_loudness_is_measured_not_judged(tmp_path):
+    """No preset chosen (check's default): a programme 8 LU over R 128 with a true-peak over
+    is not broken for that. One info note carries the figures; the check passes (exit 0)."""
+    amplitude_db = -0.5 + 20 * math.log10(math.sqrt(2))
+    over = sine(12000, amplitude_db, 0.3, phase=math.pi / 4, fade_s=0.02)
+    path = write_audio(tmp_path / "web.wav", np.concatenate([programme_at(-15, 6), over, programme_at(-15, 6)]))
+    result = check_input(str(path))
+    (note,) = [e for e in result.events if e.kind == "audio.loudness"]
+    assert note.severity.value == "info" and not note.is_defect
+    assert note.details["integrated_lufs"] > -21.0  # over R 128 by more than its 2 LU
+    assert note.details["true_peak_dbtp"] > 0 and note.details["target_lufs"] is None
+    assert note.start == 0.0 and note.end == pytest.approx(12.3, abs=0.05)
+    cli = CliRunner().invoke(app, ["check", str(path), "--json", "--no-progress"])
+    assert cli.exit_code == 0 and json.loads(cli.stdout)["failed"] is False
+    judged = CliRunner().invoke(app, ["check", str(path), "--json", "--no-progress", "--set", "loudness.preset=ebu_r128"])
+    assert judged.exit_code == 1
+    measures = sorted(e["details"]["measure"] for e in json.loads(judged.stdout)["events"] if e["kind"] == "audio.loudness")
+    assert measures == ["integrated", "true_peak"]
 
 
 def test_silence_is_not_too_quiet(tmp_path):
@@ -390,7 +417,7 @@ def test_detector_batches_do_not_depend_on_chunking():
     fmt = AudioFormat(48000, 2, "stereo")
     results = []
     for size in (480, 48000):
-        detector = LoudnessDetector(LoudnessOptions())
+        detector = LoudnessDetector(LoudnessOptions(preset="ebu_r128"))
         events = []
         for start in range(0, samples.shape[0], size):
             events += detector.feed(AudioChunk(start / 48000, samples[start : start + size], 48000, fmt))

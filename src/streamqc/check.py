@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamqc.events import Event
+from streamqc.fail_policy import FailPolicy
 from streamqc.media import StreamNote
 from streamqc.pipeline import DetectorChain, DetectorOptions
 from streamqc.sources import SourceOptions, open_media
@@ -19,10 +20,16 @@ class CheckResult:
     media: dict[str, Any]
     events: list[Event]
     notes: list[str] = dataclasses.field(default_factory=list)  # e.g. "read error: ..."
+    fail_policy: FailPolicy = dataclasses.field(default_factory=lambda: FailPolicy.parse(None))
 
     @property
     def defects(self) -> list[Event]:
         return [e for e in self.events if e.is_defect]
+
+    @property
+    def failing(self) -> list[Event]:
+        """The events that fail the check under its `--fail-on` rules."""
+        return self.fail_policy.failing(self.events)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -30,6 +37,8 @@ class CheckResult:
             "duration": round(self.duration, 3),
             "media": self.media,
             "events": [e.to_dict() for e in self.events],
+            "fail_on": self.fail_policy.spec,
+            "failed": bool(self.failing),
         }
         if self.notes:
             out["notes"] = self.notes

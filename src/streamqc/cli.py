@@ -43,14 +43,18 @@ def check(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a network input to open or deliver data.")] = 10.0,
     video_track: Annotated[Optional[int], typer.Option(help="Video track to check, by stream index (default: FFmpeg's best).")] = None,
     audio_track: Annotated[Optional[int], typer.Option(help="Audio track to check, by stream index (default: FFmpeg's best).")] = None,
+    fail_on: Annotated[Optional[list[str]], typer.Option("--fail-on", help="Which events fail the check (exit 1): SEVERITY, KIND or KIND:SEVERITY, KIND may be a glob (audio.*); repeatable or comma-separated. 'viewer' (default): picture, sound and sync defects at minor or worse, transport and delivery indicators at major or worse; 'none': never fail.")] = None,
 ) -> None:
-    """Check one input. Exit 0: no defects, 1: defects found, 2: input unreadable or bad options."""
+    """Check one input. Exit 0: nothing that fails the check, 1: defects that do (--fail-on), 2: input unreadable or bad options."""
     from streamqc.check import check_input
     from streamqc.config import load_options
     from streamqc.report import print_table
     from streamqc.sources import SourceOptions
 
+    from streamqc.fail_policy import FailPolicy
+
     try:
+        policy = FailPolicy.parse(fail_on)
         options = load_options(config, set_)
         show_progress = err_console.is_terminal if progress is None else progress
         with _progress_bar(show_progress, input) as report:
@@ -66,11 +70,12 @@ def check(
         _fail(str(err))
     except KeyboardInterrupt:
         raise typer.Exit(130)
+    result.fail_policy = policy
     if json_output:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
         print_table(result, _console())
-    raise typer.Exit(EXIT_DEFECTS if result.defects else EXIT_CLEAN)
+    raise typer.Exit(EXIT_DEFECTS if result.failing else EXIT_CLEAN)
 
 
 def _console(wide: int = 120) -> Console:
@@ -95,17 +100,18 @@ class _progress_bar:
         self._progress = Progress(
             TextColumn("[bold]checking[/] {task.description}"),
             BarColumn(),
-            TextColumn("{task.completed:.1f}/{task.total:.1f} s"),
+            TextColumn("{task.fields[seconds]}"),  # the total is unknown for live inputs
             TimeRemainingColumn(),
             console=err_console,
             transient=True,
         )
         self._progress.__enter__()
-        self._task = self._progress.add_task(pathlib.Path(self.label).name, total=None)
+        self._task = self._progress.add_task(pathlib.Path(self.label).name, total=None, seconds="")
         return self._update
 
     def _update(self, done: float, total: float | None) -> None:
-        self._progress.update(self._task, completed=done, total=total)
+        seconds = f"{done:.1f} s" if total is None else f"{done:.1f}/{total:.1f} s"
+        self._progress.update(self._task, completed=done, total=total, seconds=seconds)
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:

@@ -57,8 +57,14 @@ def print_table(result: CheckResult, console: Console) -> None:
         console.print("[green]no defects found[/]")
         return
     console.print(events_table(result))
-    defects = len(result.defects)
-    console.print(f"{defects} defect{'s' if defects != 1 else ''} found" if defects else "[green]no defects found[/] (notes only)")
+    defects, failing = len(result.defects), len(result.failing)
+    if not defects:
+        console.print("[green]no defects found[/] (notes only)")
+    elif failing == defects:
+        console.print(f"{defects} defect{'s' if defects != 1 else ''} found")
+    else:
+        console.print(f"{defects} defect{'s' if defects != 1 else ''} found, {failing} of them fail the check "
+                      f"(--fail-on {result.fail_policy.spec})", highlight=False)
 
 
 def print_demo(result: CheckResult, labels: list[dict[str, Any]], console: Console) -> None:

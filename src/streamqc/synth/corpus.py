@@ -201,7 +201,9 @@ def build_case(plan: CasePlan, out_dir: Path, media_dir: Path | None,
             "codec": plan.acodec.name, "sample_rate": sc.audio.spec.sample_rate, "channels": sc.audio.spec.channels},
         "content": built.content,
         **ann.clipped(sc.duration_s).to_json(),
-        "options": built.options,
+        # Every programme is made at -23 LUFS: the corpus is judged against EBU R 128
+        # (check has no loudness target unless one is chosen).
+        "options": {"loudness": {"preset": "ebu_r128"}, **built.options},
         "recipe": plan.recipe,
         "case_seed": plan.seed,
         "container": plan.container,
