@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pathlib
 import pty
 import re
 import select
+import struct
 import subprocess
 import sys
+import termios
 import time
 
 STREAMQC = pathlib.Path(sys.executable).with_name("streamqc")
@@ -19,6 +22,7 @@ def run_in_terminal(*args: str, timeout_s: float = 120.0, columns: int = 160) ->
     """Exit status and the text the command wrote to the terminal (stdout and stderr), its
     colours and cursor moves taken out."""
     leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     env = {**os.environ, "COLUMNS": str(columns), "LINES": "50", "TERM": "xterm-256color"}
     process = subprocess.Popen([str(STREAMQC), *args], stdin=follower, stdout=follower, stderr=follower,
                                env=env, close_fds=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import re
 from pathlib import Path
 
 import av
@@ -438,3 +439,28 @@ def test_block_threshold_sweep(tmp_path: Path):
     options = ReferenceOptions(block_threshold=sweep.best)
     events = only(run_reference(tmp_path / "b0.ts", kinds={"video.corruption"}, options=options).events, "video.corruption")
     assert len(events) == 1 and events[0].start == pytest.approx(2.0, abs=0.1) and events[0].end == pytest.approx(3.0, abs=0.1)
+
+
+def test_eval_clean_counts_false_alarms_per_hour(tmp_path):
+    """`streamqc eval --clean DIR` on a terminal: every defect on content said to be clean is
+    a false alarm, per kind and per hour; a track silent throughout is named, not counted."""
+    from media import frame, make_clip, sample
+    from streamqc.synth.defects import Black, Silence
+    from terminal import run_in_terminal
+
+    folder = tmp_path / "clean"
+    folder.mkdir()
+    make_clip(folder / "fine.ts", seconds=6.0)
+    make_clip(folder / "dark.ts", seconds=6.0, defects=[Black(frame(1.0), frame(4.0))])
+    make_clip(folder / "mute.mp4", seconds=6.0, container="mp4", defects=[Silence(sample(0.0), sample(6.0))])
+    (folder / "notes.txt").write_text("not media")
+    status, screen = run_in_terminal("eval", "--clean", str(folder), "--jobs", "1", "--json", str(tmp_path / "r.json"))
+    assert status == 0, screen
+    report = json.loads((tmp_path / "r.json").read_text())["clean"]
+    assert report["clips"] == 3 and report["hours"] == pytest.approx(18.0 / 3600, rel=0.02)
+    assert report["by_kind"] == {"video.black": {"count": 1, "per_hour": pytest.approx(200.0, rel=0.02)}}
+    assert report["silent_tracks"] == ["clean/mute.mp4"]
+    assert list(report["events"]) == ["clean/dark.ts"]
+    assert re.search(r"false alarms 1, 19\d\.\d per hour", " ".join(screen.split())), screen
+    status, screen = run_in_terminal("eval", "--clean", str(tmp_path / "nowhere"))
+    assert status == 2 and "not a folder of clean clips" in screen

@@ -22,7 +22,8 @@ from streamqc.sources import open_media
 
 from conftest import media_dir
 
-MEDIA_SUFFIXES = {".ts", ".mp4", ".webm", ".avi", ".mpg", ".wav", ".ogg", ".mp3", ".flac", ".m3u8"}
+AUDIO_SUFFIXES = {".wav", ".ogg", ".mp3", ".flac", ".gsm", ".aiff"}
+MEDIA_SUFFIXES = {".ts", ".mp4", ".webm", ".avi", ".mpg", ".mkv", ".m3u8"} | AUDIO_SUFFIXES
 
 
 def all_clips() -> list[pathlib.Path]:
@@ -107,7 +108,7 @@ def checked(clip: pathlib.Path):
 
 
 def _video_clips() -> list[pathlib.Path]:
-    return [p for p in all_clips() if p.suffix not in {".wav", ".ogg", ".mp3", ".flac"}]
+    return [p for p in all_clips() if p.suffix not in AUDIO_SUFFIXES]
 
 
 @pytest.mark.parametrize("clip", [p for p in _video_clips() if clip_id(p) not in STILL_CLIPS], ids=clip_id)
@@ -238,3 +239,79 @@ def test_film_converted_to_50_or_60_fps_is_not_stutter(shared_media, tmp_path, f
     result = check_input(str(converted))
     assert [e for e in result.events if e.kind == "video.stutter"] == []
     assert len([e for e in result.events if e.kind == "video.cadence"]) <= 1
+
+
+# --------------------------------------------------------------------------------------
+# real-clean/: defect-free programme made by third parties, with a manifest of measured facts
+# --------------------------------------------------------------------------------------
+
+
+def manifest_rows() -> dict[str, dict]:
+    """The clips of real-clean's manifest (paths relative to the media folder): seconds and
+    the "measured" column, which says what really is in each file."""
+    manifest = media_dir() / "real-clean" / "MANIFEST-real-clean.md"
+    if not manifest.is_file():
+        return {}
+    rows = {}
+    for line in manifest.read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        path = (media_dir() / "real-clean" / cells[0].strip("`")).resolve()
+        rows[str(path.relative_to(media_dir().resolve()))] = {"seconds": float(cells[1]), "measured": cells[7]}
+    return rows
+
+
+def allowed_on_clean(row: dict) -> set[str]:
+    """Kinds the manifest's measurements show are really there: an audio track that is
+    digital zero from start to end (a surveillance camera's, a time-lapse's) is silent."""
+    import re
+
+    zero = re.search(r"longest digital-zero run ([0-9.]+) s", row["measured"])
+    return {"audio.silence"} if zero and float(zero.group(1)) >= row["seconds"] - 0.1 else set()
+
+
+# Clean clips that still raise a false alarm: each one is a debt of the detection issue.
+STILL_FALSE_ALARMS: dict[str, str] = {}
+
+
+def _clean_clips() -> list:
+    rows = manifest_rows()
+    return [pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=STILL_FALSE_ALARMS[path]))
+            if path in STILL_FALSE_ALARMS else path
+            for path in sorted(p for p in rows if p.startswith("real-clean/"))]
+
+
+@pytest.mark.parametrize("clip", _clean_clips())
+def test_clean_real_content_raises_nothing(clip, shared_media):
+    """No event of severity minor or above (what `check` fails on and a monitor pages for)
+    on defect-free content, beyond what the manifest measured is really there."""
+    row = manifest_rows()[clip]
+    result = checked(shared_media / clip)
+    assert result is not None, "every clip of real-clean decodes"
+    unexpected = [(e.kind, e.severity.value, round(e.start, 2), round(e.end, 2)) for e in result.events
+                  if e.is_defect and e.kind not in allowed_on_clean(row)]
+    assert unexpected == []
+
+
+def test_the_manifest_lists_every_clean_clip(shared_media):
+    """A clip added to real-clean without a manifest row would escape the test above."""
+    on_disk = {clip_id(p) for p in all_clips() if clip_id(p).startswith("real-clean/")}
+    assert on_disk == {p for p in manifest_rows() if p.startswith("real-clean/")}
+
+
+# real-defects/: two clips with a genuine, documented defect; each must be found, and
+# nothing the manifest does not describe may be reported with it.
+DOCUMENTED_DEFECTS = {
+    "real-defects/essentia-distorted.wav": "audio.clipping",  # hard-clipped music, 50016 full-scale samples
+    "real-defects/goldeneye-vfr-drop3.mp4": "video.stutter",  # every third frame of a 23.976 fps film removed
+}
+DEFECTS_STILL_MISSED: dict[str, str] = {}
+
+
+@pytest.mark.parametrize("clip", [
+    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=DEFECTS_STILL_MISSED[c])) if c in DEFECTS_STILL_MISSED else c
+    for c in DOCUMENTED_DEFECTS])
+def test_documented_real_defect_is_found_alone(clip, shared_media):
+    result = checked(shared_media / clip)
+    assert {e.kind for e in result.events if e.is_defect} == {DOCUMENTED_DEFECTS[clip]}

@@ -172,7 +172,8 @@ def synth(
 
 @app.command(name="eval")
 def evaluate(
-    corpus: Annotated[pathlib.Path, typer.Argument(help="Folder written by `streamqc synth`.")],
+    corpus: Annotated[Optional[pathlib.Path], typer.Argument(help="Folder written by `streamqc synth` (optional with --clean).")] = None,
+    clean: Annotated[Optional[list[pathlib.Path]], typer.Option("--clean", help="A folder of content known to be free of defects (repeatable): its false alarms per hour, by kind.")] = None,
     json_output: Annotated[Optional[pathlib.Path], typer.Option("--json", help="Also write the full report as JSON here.")] = None,
     markdown: Annotated[Optional[pathlib.Path], typer.Option(help="Also write the score table as Markdown here.")] = None,
     findings: Annotated[bool, typer.Option("--findings", help="Also list every miss and false alarm.")] = False,
@@ -183,29 +184,46 @@ def evaluate(
     block_threshold: Annotated[Optional[float], typer.Option(help="Also score FFmpeg's blockdetect for video.corruption at this threshold.")] = None,
     block_tune_on: Annotated[Optional[pathlib.Path], typer.Option(help="Also score blockdetect, at the best threshold on this OTHER corpus (another seed).")] = None,
 ) -> None:
-    """Score streamqc (and FFmpeg's detectors) against a labelled corpus: precision, recall, F1, onset error."""
+    """Score streamqc (and FFmpeg's detectors) against a labelled corpus: precision, recall, F1, onset
+    error; with --clean, also false alarms per hour on content known to be free of defects."""
     from streamqc.config import load_options
-    from streamqc.evaluation import ReferenceOptions, evaluate_corpus, render_findings, render_markdown, render_table
+    from streamqc.evaluation import (ReferenceOptions, evaluate_clean, evaluate_corpus, render_clean,
+                                     render_clean_markdown, render_findings, render_markdown, render_table)
 
+    if corpus is None and not clean:
+        _fail("give a corpus folder (from `streamqc synth`), --clean FOLDER, or both")
+    report = clean_report = None
     try:
         options = load_options(config, set_)
-        reference_options = ReferenceOptions()
-        if block_tune_on is not None:
-            block_threshold = _tuned_block_threshold(block_tune_on, corpus, jobs)
-        if block_threshold is not None:
-            reference_options = ReferenceOptions(block_threshold=block_threshold)
-        report = evaluate_corpus(corpus, options=options, reference=reference, jobs=jobs,
-                                 reference_options=reference_options)
+        if corpus is not None:
+            reference_options = ReferenceOptions()
+            if block_tune_on is not None:
+                block_threshold = _tuned_block_threshold(block_tune_on, corpus, jobs)
+            if block_threshold is not None:
+                reference_options = ReferenceOptions(block_threshold=block_threshold)
+            report = evaluate_corpus(corpus, options=options, reference=reference, jobs=jobs,
+                                     reference_options=reference_options)
+        if clean:
+            clean_report = evaluate_clean(list(clean), options=options or None, jobs=jobs)
     except StreamQCError as err:
         _fail(str(err))
     console = _console(wide=170)
-    console.print(render_table(report))
-    if findings:
-        console.print(render_findings(report, limit=1000))
+    if report is not None:
+        console.print(render_table(report))
+        if findings:
+            console.print(render_findings(report, limit=1000))
+    if clean_report is not None:
+        console.print(render_clean(clean_report))
     if json_output:
-        json_output.write_text(json.dumps(report.to_dict(), indent=2))
+        out = report.to_dict() if report is not None else {}
+        if clean_report is not None:
+            out["clean"] = clean_report.to_dict()
+        json_output.write_text(json.dumps(out, indent=2))
     if markdown:
-        markdown.write_text(render_markdown(report))
+        text = render_markdown(report) if report is not None else ""
+        if clean_report is not None:
+            text += ("\n" if text else "") + render_clean_markdown(clean_report)
+        markdown.write_text(text)
 
 
 @app.command()

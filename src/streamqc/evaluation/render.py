@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from streamqc.evaluation.clean import CleanReport
 from streamqc.evaluation.runner import FFMPEG, STREAMQC, EvalReport
 from streamqc.evaluation.scoring import KindScore
 
@@ -136,3 +137,41 @@ def render_markdown(report: EvalReport) -> str:
         lines.append("| " + " | ".join(row) + " |")
     extra = area_lines(report)
     return "\n".join(lines) + "\n" + ("\n" + "\n".join(f"- {line}" for line in extra) + "\n" if extra else "")
+
+
+def render_clean(report: CleanReport) -> Table:
+    """False alarms per hour of clean content, by kind, then each one (clip, kind, times)."""
+    minutes = report.hours * 60.0
+    title = (f"clean content ({', '.join(report.folders)}): {len(report.clips)} clips, {minutes:.1f} min; "
+             f"false alarms {sum(report.by_kind().values())}, {_per_hour(report.per_hour())} per hour")
+    silent = [c.path for c in report.clips if c.silent_track]
+    caption = "every event of severity minor or worse is a false alarm"
+    if silent:
+        caption += f"; not counted: {len(silent)} clip(s) whose audio track is silent throughout"
+    table = Table(title=title, caption=caption)
+    for name in ("kind", "false alarms", "per hour", "clip", "severity", "start", "end"):
+        table.add_column(name, justify="right" if name in ("false alarms", "per hour", "start", "end") else "left")
+    counts = report.by_kind()
+    for kind in sorted(counts):
+        table.add_row(kind, str(counts[kind]), _per_hour(report.per_hour(kind)), "", "", "", "")
+        for clip in report.clips:
+            for event in clip.events:
+                if event.kind == kind:
+                    table.add_row("", "", "", clip.path, event.severity.value, f"{event.start:.2f}", f"{event.end:.2f}")
+    for clip in report.clips:
+        if clip.error:
+            table.add_row("(unreadable)", "", "", clip.path, "", "", clip.error)
+    return table
+
+
+def render_clean_markdown(report: CleanReport) -> str:
+    counts = report.by_kind()
+    lines = [f"Clean content: {len(report.clips)} clips, {report.hours * 60:.1f} min, "
+             f"{sum(counts.values())} false alarms ({_per_hour(report.per_hour())} per hour).", "",
+             "| kind | false alarms | per hour |", "|---|---|---|"]
+    lines += [f"| `{kind}` | {n} | {_per_hour(report.per_hour(kind))} |" for kind, n in sorted(counts.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _per_hour(x: float | None) -> str:
+    return _DASH if x is None else f"{x:.1f}"
