@@ -24,10 +24,31 @@ The threshold adapts to the noise: a block has changed when its difference is we
 above both an absolute floor and the typical (median) difference of all blocks.
 A picture with more than a few changed blocks, or whose typical difference is itself
 large, is moving.
+
+Slow change is motion too. A refresh re-codes the SAME picture: its errors have no
+direction, so averaged over large regions of the picture (an 8x8 grid) they cancel, and
+over the whole picture they keep its mean within a few tenths of a level. A gradient
+that drifts, a focus pull, a camera's exposure settling, or the next picture of a
+low-frame-rate camera (its held frames wait for it) move regions, or the whole picture,
+one way. So every picture of a still run is also compared with the picture the run began
+at (its anchor, which refreshes do not move): a region mean that moved more than
+`max_drift_levels`, or a picture mean that moved more than `max_shift_levels`, ends the
+run, however slowly it got there.
+
+Stillness is judged against the stream's own cadence. A freeze is video that moved and
+stopped, for longer than this stream normally stands still. A slideshow, a still shot
+cut in by an editor, or a fixed camera on an empty car park stand still as their normal
+way (and a camera on a still scene changes by sensor noise only, as a held picture with
+noise does: the pixels cannot tell them apart). So a still run counts only once the
+stream has been seen moving before it (a picture visibly new against the one before it,
+neither of them black), and it must last `normal_still_factor` times the longest still
+run the stream showed without a fault in the last `cadence_memory_s`. A stream that has
+not moved since it began is reported only once it has stood still `critical_after_s`.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 
 import numpy as np
@@ -55,6 +76,16 @@ class FreezeOptions:
     # a settled picture must hold for this many analysed frames: motion with a repeated
     # frame every few (frame-rate conversion) pauses for one frame only
     hold_frames: int = 3
+    # a region (1/64 of the picture) whose mean moved more than this from the run's first
+    # picture has changed, however slowly: drift, a focus pull, exposure, a new picture
+    max_drift_levels: float = 4.0
+    # ... or the whole picture's mean moved more than this: light changed (exposure, a
+    # fade); a re-coded picture keeps its mean within a few tenths of a level
+    max_shift_levels: float = 1.0
+    # a still run must last this many times the longest still run the stream showed as
+    # normal (not reported) before it, within `cadence_memory_s`
+    normal_still_factor: float = 2.0
+    cadence_memory_s: float = 300.0  # how long a normal still run is remembered
     # A still black picture is video.black's to report; one defect, one page.
     black_margin_levels: int = 20
     black_fraction: float = 0.9
@@ -80,6 +111,11 @@ class FreezeDetector(Detector):
         self._holding = 0  # analysed frames the last change has held still for
         self._previous: np.ndarray | None = None
         self._before_previous: np.ndarray | None = None  # for measure()
+        self._anchor: np.ndarray | None = None  # the picture the still run began at
+        self._moved = False  # the stream has been seen moving
+        # Still runs this stream showed as its normal way (not reported): (end, length),
+        # kept as a sliding-window maximum (each longer than every one after it).
+        self._normal: collections.deque[tuple[float, float]] = collections.deque()
 
     def thumbnail(self, frame: VideoFrame) -> np.ndarray:
         cell = max(1, self.options.block_px // ANALYSIS_STEP)
@@ -106,6 +142,21 @@ class FreezeDetector(Detector):
         threshold = max(self.options.change_floor_levels, self.options.noise_factor * 1.4826 * typical)
         changed = int(np.count_nonzero(diff > threshold))
         return changed <= max(1, self.options.max_changed_fraction * diff.size), typical
+
+    def drift(self, thumb: np.ndarray, anchor: np.ndarray) -> tuple[float, float]:
+        """How far (levels) `thumb` moved from `anchor`: the largest move of a region mean
+        on an 8x8 grid, and the move of the whole picture's mean."""
+        rows, cols = thumb.shape
+        grid_rows, grid_cols = min(8, rows), min(8, cols)
+        height, width = rows // grid_rows, cols // grid_cols
+        diff = (thumb - anchor)[: grid_rows * height, : grid_cols * width]
+        row_sums = diff.reshape(grid_rows, height, grid_cols * width).sum(axis=1)
+        region = row_sums.reshape(grid_rows, grid_cols, width).sum(axis=2) * (1.0 / (height * width))
+        return float(np.abs(region).max()), abs(float(region.mean()))
+
+    def drifted(self, thumb: np.ndarray, anchor: np.ndarray) -> bool:
+        regions, whole = self.drift(thumb, anchor)
+        return regions > self.options.max_drift_levels or whole > self.options.max_shift_levels
 
     def measure(self) -> dict[str, float]:
         """Motion: mean block change (8-bit levels) between the last two analysed pictures."""
@@ -135,7 +186,12 @@ class FreezeDetector(Detector):
             events = self._close(frame.time)
             self._start_reference(thumb, frame.time, frame.black_level)
             return events
-        if self.is_still(thumb, self._reference)[0]:
+        if not self._moved and not self._reference_black and not self._is_black(thumb, frame.black_level):
+            # Evidence that this stream moves: a picture visibly new against the one before
+            # it (not a cut from or to black, not a change too slow to see frame to frame).
+            self._moved = not self.is_still(thumb, previous)[0]
+        anchor = self._anchor if self._anchor is not None else self._reference
+        if self.is_still(thumb, self._reference)[0] and not self.drifted(thumb, anchor):
             self._changes, self._holding = [], 0  # flicker that came back, or no change at all
             self._extend(self._reference_time, end)
             return []
@@ -168,33 +224,69 @@ class FreezeDetector(Detector):
         self._changes, self._holding = [], 0
         events: list[Event] = []
         in_run = self._run.start is not None
-        if in_run and float(np.abs(picture - self._reference).mean()) > self.options.max_refresh_levels:
-            events = self._close(first_change)  # a cut to another still
+        assert self._reference is not None
+        anchor = self._anchor if self._anchor is not None else self._reference
+        if in_run and (
+            float(np.abs(picture - self._reference).mean()) > self.options.max_refresh_levels
+            or self.drifted(picture, anchor)
+        ):
+            events = self._close(first_change)  # a cut to another still, or a new picture
             in_run = False
-        self._start_reference(picture, since, black_level, keep_black=in_run)
+        self._start_reference(picture, since, black_level, refresh=in_run)
         self._extend(since, end)
         return events
 
     def _extend(self, start: float, end: float) -> None:
+        if self._run.start is None:
+            self._run.min_duration_s = self._required_s(start)
         self._run.update(start if self._run.start is None else end, True, end)
 
-    def _close(self, time: float) -> list[Event]:
-        closed = self._run.update(time, False, time)
-        return [self._event(*closed)] if closed and not self._reference_black else []
+    def _required_s(self, start: float) -> float:
+        """How long a still run that begins at `start` must last to be a freeze here."""
+        o = self.options
+        if not self._moved:
+            return max(o.min_duration_s, o.critical_after_s)
+        while self._normal and self._normal[0][0] < start - o.cadence_memory_s:
+            self._normal.popleft()
+        longest = self._normal[0][1] if self._normal else 0.0
+        return max(o.min_duration_s, o.normal_still_factor * longest)
 
-    def _start_reference(self, thumb: np.ndarray, time: float, black_level: int, keep_black: bool = False) -> None:
+    def _close(self, time: float) -> list[Event]:
+        start = self._run.start
+        closed = self._run.update(time, False, time)
+        return self._closed(start, time, closed)
+
+    def _closed(self, start: float | None, end: float, closed: tuple[float, float] | None) -> list[Event]:
+        if self._reference_black or start is None:
+            return []  # a black picture is video.black's to report
+        if closed:
+            return [self._event(*closed)]
+        # A still run this stream shows as normal: a shorter one that ends earlier can
+        # no longer be the longest in the window.
+        while self._normal and self._normal[-1][1] <= end - start:
+            self._normal.pop()
+        self._normal.append((end, end - start))
+        return []
+
+    def _is_black(self, thumb: np.ndarray, black_level: int) -> bool:
+        dark = np.count_nonzero(thumb <= black_level + self.options.black_margin_levels)
+        return bool(dark >= self.options.black_fraction * thumb.size)
+
+    def _start_reference(self, thumb: np.ndarray, time: float, black_level: int, refresh: bool = False) -> None:
+        """A new reference picture; `refresh`: the same picture re-coded, the run goes on."""
         self._reference = thumb
         self._reference_time = time
-        if not keep_black:
-            dark = np.count_nonzero(thumb <= black_level + self.options.black_margin_levels)
-            self._reference_black = dark >= self.options.black_fraction * thumb.size
+        if not refresh:
+            self._anchor = thumb
+            self._reference_black = self._is_black(thumb, black_level)
 
     def finish(self, end: float) -> list[Event]:
         if self._changes and self._run.start is not None:
             end = self._changes[0][1]  # changing when the input ended: count it as motion
             self._run.last_end = end
+        start = self._run.start
         closed = self._run.finish(end)
-        return [self._event(*closed)] if closed and not self._reference_black else []
+        return self._closed(start, end, closed)
 
     def _event(self, start: float, end: float) -> Event:
         return duration_event("video.freeze", start, end, self.options)
