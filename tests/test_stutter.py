@@ -162,3 +162,58 @@ def test_a_regular_gap_in_the_timestamps_is_a_cadence(tmp_path):
 def test_a_clean_pan_has_neither(tmp_path):
     result = check_input(str(make_clip(tmp_path / "pan.mkv", seconds=6.0, container="mkv", content="pan")))
     assert by_kind(result, "video.stutter") == [] and by_kind(result, "video.cadence") == []
+
+
+def with_flashes(source, out_path, flashing, seconds: float = 12.0, fps: int = 25):
+    """Real footage (`source`, re-timed to `fps`) with a box in its corner that is dark
+    except on the frames n where flashing(n) holds, when it is white: a sync marker, a
+    strobe or a camera flash lighting part of the picture."""
+    with av.open(str(source)) as inp, av.open(str(out_path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "23"}
+        for n, picture in enumerate(inp.decode(inp.streams.video[0])):
+            if n >= seconds * fps:
+                break
+            planes = picture.reformat(640, 360, "yuv420p").to_ndarray()
+            planes[30:106, 32:108] = 235 if flashing(n) else 32
+            frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+            frame.pts, frame.time_base = n, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return out_path
+
+
+@pytest.mark.parametrize("flashing", [
+    lambda n: n % 37 in (0, 1),  # a flash of two frames every 1.5 s
+    lambda n: 100 <= n < 175 and n % 4 in (0, 1),  # a strobe: two frames on, two off, for 3 s
+], ids=["flashes", "strobe"])
+def test_flashes_in_moving_footage_are_not_stutter(shared_media, tmp_path, flashing):
+    """The picture between two that a flash changed hugely is not a repeat: it moves as
+    much as the footage does, and the flash is gone again after it. Neither stutter nor
+    (for the strobe's regular flashes) a cadence."""
+    clip = with_flashes(shared_media / "moviepy/big_buck_bunny_0_30.webm", tmp_path / "flash.mp4", flashing)
+    result = check_input(str(clip))
+    assert by_kind(result, "video.stutter") == [] and by_kind(result, "video.cadence") == []
+    assert not any(e.is_defect for e in result.events if e.kind.startswith("video."))
+
+
+def test_four_held_frames_at_exactly_one_interval_are_a_cadence(tmp_path):
+    """A camera whose sensor runs at 12/13 of its 30 fps clock repeats every 13th frame: in a
+    two-second clip that is four repeats, all exactly 13 frames apart (a stutter's random
+    repeats fall at near-equal intervals now and then, at exactly one seldom)."""
+    clip = encode_slots(tmp_path / "webcam.mp4", list(range(60)), fps=30, repeated=frozenset({7, 20, 33, 46}))
+    result = check_input(str(clip))
+    (note,) = by_kind(result, "video.cadence")
+    assert note.details["held_every_frames"] == 13 and note.details["from"] == "pictures"
+    assert by_kind(result, "video.stutter") == []
+
+
+def test_a_short_webcam_clip_that_repeats_every_13th_frame_is_not_stutter(shared_media):
+    """asl_night.mkv: 2.3 s of a 30 fps webcam, a hand moving on a still background; its
+    capture repeats a picture every 13 frames (four times)."""
+    result = check_input(str(shared_media / "real-clean/intel-sample-videos/asl_night.mkv"))
+    assert by_kind(result, "video.stutter") == []
+    assert not any(e.is_defect for e in result.events if e.kind.startswith("video."))

@@ -7,11 +7,21 @@ before, while the pictures around it move: a repeated frame). Pictures are compa
 on a sparse grid of luma samples (about 80 across): a repeated picture differs from
 its predecessor by coding noise only, a moving one by much more.
 
+A repeat is a picture that brings nothing new where new pictures usually come: still
+next to both its neighbours and next to the typical new picture. A flash (a camera
+flash, a strobe, a sync marker lighting up for a frame or two) changes the picture
+hugely into and out of the run between, which looks like motion around a still run;
+but the run moves as much as the footage does, or the picture after it is back where
+the one before it was (within `flash_ratio` of the change into the run, where a real
+repeat's neighbours differ by two frames of motion or more). Neither is a repeat.
+
 Frame-rate conversion holds slots on a schedule: 25 to 30 fps every 6th, 24 to 30 fps
 every 5th, 30 to 60 fps every 2nd. When the last `cadence_holds` held slots come at
-intervals that differ by at most one slot, the input has a cadence: it is reported once
-as an info note (`video.cadence`, not a defect), and held slots that keep to it (at a
-multiple of its interval, as low motion hides some) are not stutter. Film shown at 50
+intervals that differ by at most one slot, or one held slot fewer at exactly one
+interval (a camera running at n/(n+1) of its clock; random repeats seldom keep one
+interval exactly), the input has a cadence: it is reported once as an info note
+(`video.cadence`, not a defect), and held slots that keep to it (at a multiple of its
+interval, as low motion hides some) are not stutter. Film shown at 50
 or 60 fps holds two slots in a row now and then (24 to 50: every picture twice, one in
 twelve three times; 3:2 pulldown at 60), which no single interval describes: a schedule
 of `new` source pictures spread over `every` slots (each slot showing the picture on
@@ -78,6 +88,9 @@ class StutterOptions:
     # Until a cadence is known, video whose frames mostly repeat moves only if its new
     # pictures change this share of the grid by more than change_levels.
     sparse_motion_area: float = 0.1
+    # The pictures either side of a still run that differ less than this fraction of the
+    # change into and out of it came back: the run was a flash, not a repeat.
+    flash_ratio: float = 0.7
     max_repeat_frames: int = 2  # longer runs of repeated pictures are a pause, not a repeat (3:2 holds 2)
     hole_ratio: float = 1.75  # a timestamp gap this many frame periods long has held slots (webcams jitter by half a period)
     max_hole_s: float = 0.5  # longer gaps are stream discontinuities, not dropped frames
@@ -98,6 +111,7 @@ class _Compared(NamedTuple):
     difference: float  # RMS difference from the picture before (8-bit luma)
     area: float  # share of the grid changed by more than change_levels
     damaged: bool  # the decoder reported an error since the picture before
+    picture: np.ndarray  # the grid itself
 
 
 @dataclasses.dataclass(slots=True)
@@ -124,7 +138,8 @@ class StutterDetector(Detector):
         self._slot = 0  # frame periods counted so far
         self._gaps: collections.deque[float] = collections.deque(maxlen=15)
         # The last pictures compared, waiting for the one after them.
-        self._recent: collections.deque[_Compared] = collections.deque(maxlen=self.options.max_repeat_frames + 2)
+        # (and the one before the moving picture that leads into a repeat, to tell a flash)
+        self._recent: collections.deque[_Compared] = collections.deque(maxlen=self.options.max_repeat_frames + 3)
         self._holds: list[_Hold] = []  # held slots of the stutter being gathered (and cadence candidates)
         self._cadence: tuple[int, int] | None = None  # (shortest, longest) interval in slots
         # A conversion's schedule: (slots in its period, which of them are held), by slot number
@@ -174,11 +189,12 @@ class StutterDetector(Detector):
         areas[first:] = (np.abs(steps) > self.options.change_levels).mean(axis=1).tolist()
         self._previous = batch[-1][2]
         events: list[Event] = []
-        for (time, duration, _, damaged), difference, area in zip(batch, differences, areas):
-            events += self._step(time, duration, difference, area, damaged)
+        for (time, duration, picture, damaged), difference, area in zip(batch, differences, areas):
+            events += self._step(time, duration, picture, difference, area, damaged)
         return events
 
-    def _step(self, time: float, duration: float, difference: float, area: float, damaged: bool) -> list[Event]:
+    def _step(self, time: float, duration: float, picture: np.ndarray, difference: float, area: float,
+              damaged: bool) -> list[Event]:
         last_time, self._last_time = self._last_time, time
         if last_time is None or difference != difference:  # the first picture, or a new size
             self._recent.clear()
@@ -194,7 +210,7 @@ class StutterDetector(Detector):
         elif gap > self.options.max_hole_s or gap <= 0:
             self._recent.clear()  # a discontinuity: what came before says nothing of this picture
         self._slot += slots
-        self._recent.append(_Compared(time, self._slot, difference, area, damaged))
+        self._recent.append(_Compared(time, self._slot, difference, area, damaged, picture))
         self._seen.append((self._slot, difference))
         self._differences.append(difference)
         self._areas.append(area)
@@ -248,8 +264,19 @@ class StutterDetector(Detector):
             return []  # a concealed picture: damage, not a repeat
         if min(recent[-2 - length].area, recent[-1].area) < self.options.min_moving_area:
             return []  # a still picture with a small moving element: no motion to stutter
-        if self._motion_level() < self.options.motion_levels:
+        level = self._motion_level()
+        if level < self.options.motion_levels:
             return []  # mostly still: an encoder refreshing a frozen picture, not moving video
+        # A flash: the pictures around the run changed hugely, but the run itself moved as
+        # much as a typical picture does, or the picture after the run is back where the
+        # one before it was. Only a run that holds still where new pictures move is a repeat.
+        if any(r.difference >= ratio * level for r in run):
+            return []
+        if len(recent) >= length + 3:
+            step = recent[-1].picture - recent[-3 - length].picture
+            across = math.sqrt(float(np.einsum("ij,ij->", step, step)) / step.size)
+            if across < self.options.flash_ratio * moving:
+                return []
         events: list[Event] = []
         for picture in run:
             events += self._hold(picture.time, picture.slot, "pictures")
@@ -304,12 +331,22 @@ class StutterDetector(Detector):
         # stutter inside a cadenced picture can fall at near-equal intervals for a while.
         need = self.options.cadence_holds * (1 if self._cadence is None else 2)
         latest = self._holds[-need:]
-        if len(latest) < need:
-            return []
         intervals = np.diff([h.slot for h in latest])
-        shortest, longest = int(intervals.min()), int(intervals.max())
-        if shortest < 2 or longest > self.options.max_cadence_slots or longest - shortest > 1:
+        # One held slot fewer will do at exactly one interval: a stutter's random repeats
+        # fall at near-equal intervals now and then, at exactly one seldom, while a camera
+        # or converter whose rate is n/(n+1) of the clock's holds every (n+1)th slot.
+        few = self.options.cadence_holds - 1
+        exact = intervals[-(few - 1):]
+        if len(latest) == need and self._near_equal(intervals):
+            pass
+        elif (self._cadence is None and self._schedule is None and len(latest) >= few
+              and self._near_equal(exact) and exact.min() == exact.max()):
+            latest, intervals = latest[-few:], exact
+        elif len(latest) == need:
             return self._find_schedule(2 * need)
+        else:
+            return []
+        shortest, longest = int(intervals.min()), int(intervals.max())
         first = self._cadence is None
         self._cadence = (shortest, longest)
         self._cadence_slot = latest[-1].slot
@@ -317,13 +354,18 @@ class StutterDetector(Detector):
             hold.cadence = True
         if first:  # held slots before these, while the cadence was being recognised, kept to it too
             anchor = latest[0].slot
-            for hold in reversed(self._holds[:-need]):
+            for hold in reversed(self._holds[:-len(latest)]):
                 if self._keeps_cadence(anchor - hold.slot):
                     hold.cadence = True
                     anchor = hold.slot
         mean = float(intervals.mean())
         self._new_fraction = 1.0 - 1.0 / mean
         return self._note(latest, [shortest, longest] if longest != shortest else shortest, 1.0 - 1.0 / mean)
+
+    def _near_equal(self, intervals: np.ndarray) -> bool:
+        """Whether held slots at these intervals keep one cadence (their lengths differ by one slot at most)."""
+        return bool(intervals.min() >= 2 and intervals.max() <= self.options.max_cadence_slots
+                    and intervals.max() - intervals.min() <= 1)
 
     def _find_schedule(self, need: int) -> list[Event]:
         """A conversion's schedule that every recent held slot keeps and no moving picture breaks."""
