@@ -37,6 +37,34 @@ def flashes_and_beeps(path: pathlib.Path, offset_ms: float, music: bool = True) 
     return path
 
 
+class CornerFlashes:
+    """A dark box in a corner of the base content that turns white for `hold` frames from
+    each of `frames`: a sync marker that is a small share of the picture, held long
+    enough that it changes the picture as much going off as coming on."""
+
+    def __init__(self, base, frames, hold: int = 2) -> None:
+        self.spec, self._base = base.spec, base
+        self._on = {i + k for i in frames for k in range(hold)}
+        self.description = base.description + " + corner flashes"
+
+    def render(self, index: int):
+        pic = self._base.render(index).copy()
+        w, h = self.spec.width, self.spec.height
+        side = w // 8
+        pic[h // 12 : h // 12 + side, w - w // 20 - side : w - w // 20] = 235 if index in self._on else 32
+        return pic
+
+
+def corner_flashes_and_beeps(path: pathlib.Path, offset_ms: float) -> pathlib.Path:
+    frames = [VIDEO_SPEC.index_at(t) for t in FLASHES_S]
+    video = CornerFlashes(MovingObjects(VIDEO_SPEC, 5, grain_sigma=1.5), frames)
+    base = programme(AUDIO_SPEC, 5, "noise")
+    audio = Beeps(base, [AUDIO_SPEC.sample_at(VIDEO_SPEC.time_of(i)) for i in frames], level_dbfs=-9)
+    scenario = Scenario(video, audio, SECONDS, [AvOffset(offset_ms, AUDIO_SPEC.sample_rate, SECONDS)])
+    encode_scenario(scenario, path, "ts", VideoCodec("h264", bitrate_bps=800_000), AudioCodec("aac"))
+    return path
+
+
 def av_sync(path: pathlib.Path) -> tuple[list[Event], list[WindowEstimate]]:
     """The detector alone over a file, as `check` feeds it; its events and window estimates."""
     detector = AvSyncDetector()
@@ -68,6 +96,20 @@ def test_in_sync_content_raises_nothing_but_is_measured(tmp_path: pathlib.Path) 
     assert events == []
     measured = [w.offset_ms for w in windows if w.offset_ms is not None]
     assert measured and all(abs(m) <= 20 for m in measured)
+
+
+@pytest.mark.parametrize("offset_ms", [0.0, -20.0, -100.0, 160.0])
+def test_a_small_flash_held_two_frames_is_timed_by_its_start(tmp_path: pathlib.Path, offset_ms: float) -> None:
+    # The flash going off, two frames (80 ms) after the beep, is a change as large as its
+    # coming on: matched to the beep, it put in-sync and 20 ms-early material 80 ms early.
+    # And the box is a small corner of a moving picture: it has to be seen where it is.
+    events, windows = av_sync(corner_flashes_and_beeps(tmp_path / "corner.ts", offset_ms))
+    measured = [w.offset_ms for w in windows if w.offset_ms is not None]
+    assert len(measured) >= 2 and all(abs(m - offset_ms) <= 20 for m in measured), windows
+    if -45 <= offset_ms <= 125:
+        assert events == []
+    else:
+        assert len(events) == 1 and abs(events[0].details["offset_ms"] - offset_ms) <= 20, events
 
 
 def test_content_without_cues_abstains(tmp_path: pathlib.Path) -> None:

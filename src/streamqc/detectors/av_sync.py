@@ -7,10 +7,18 @@ one 100 Hz grid of media time and compared over windows of `window_s` (one every
 correlation, refined between bins with a parabola, is the window's offset (positive:
 audio late). Two pairs of signals are compared:
 
-- picture onsets against sound onsets: the rise of the mean frame-to-frame change of
-  a coarse luma grid (cuts, flashes, motion that starts) against the rise of each of
-  a few bands over the loudest of its last 40 ms (a SuperFlux-like onset strength, the
-  band that rose most speaking for the hop);
+- picture onsets against sound onsets: the rise of each of a few bands over the
+  loudest of its last 40 ms (a SuperFlux-like onset strength, the band that rose most
+  speaking for the hop), and the same for the picture, its cells for bands: the
+  frame-to-frame change of each cell of a coarse luma grid over the largest change of
+  its last 100 ms, the cell that rose most speaking for the frame. What makes a sound
+  is usually a small part of the picture (a flash in a corner, a ball, a door), and
+  the rest of it moves on its own; averaged over the whole picture, its change drowns.
+  And the sound goes with the first change only: a flash held two frames changes the
+  picture as much going off, 40-80 ms later, as coming on, and a rule that let both
+  count matched the beep to either (in-sync material measured two frames early).
+  Pictures the decoder reported damaged (and the one after each) are no evidence:
+  their change is the damage's, on no one's clock;
 - when a frontal face is seen, its mouth region against the speech bands (300-4000
   Hz, on a loudness-like scale), like with like: how much the mouth moved since the
   last frame against how much the voice changed over the same frame period, and how
@@ -46,7 +54,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from streamqc.detectors.base import Detector
 from streamqc.events import Event, Severity
-from streamqc.media import AudioChunk, VideoFrame
+from streamqc.media import AudioChunk, StreamNote, VideoFrame
 
 GRID_HZ = 100  # onset signals live on 10 ms bins of media time
 COARSE_WIDTH_PX = 80  # the picture's activity is measured on a grid about this wide
@@ -56,6 +64,9 @@ AUDIO_BANDS_HZ = (80, 200, 400, 800, 1600, 3200, 6400, 12000)
 SPEECH_BANDS_HZ = (300, 600, 1200, 2400, 4000)  # octaves over the formants that lips shape
 LOUDNESS_EXPONENT = 1 / 3  # band energy to a loudness-like scale (Stevens' power law)
 ONSET_MEMORY_HOPS = 4  # a sound onset rises above the band's loudest of the last 40 ms
+PICTURE_MEMORY_S = 0.1  # a picture onset rises above the largest change of the last 100 ms
+PICTURE_CELLS = 8  # the coarse grid is cut into this many cells each way, each judged alone
+CHANGE_FLOOR = 2.0  # mean luma change (levels) below which a cell counts as still (noise, grain)
 CAVITY_PERCENTILE = 10  # the mouth's opening is read from its darkest pixels
 MOUTH_SMOOTH_BINS = 2.0  # gaussian sigma of the mouth motion and the speech change
 NULL_ROLLS = 12  # rolled copies of a window's picture onsets that measure chance correlation
@@ -260,7 +271,7 @@ class _Grid:
 class AvSyncDetector(Detector):
     name = "av_sync"
     Options = AvSyncOptions
-    accepts = (VideoFrame, AudioChunk)
+    accepts = (VideoFrame, AudioChunk, StreamNote)
 
     def __init__(self, options: AvSyncOptions | None = None) -> None:
         super().__init__(options)
@@ -273,10 +284,12 @@ class AvSyncDetector(Detector):
         self._frame_period = 0.04  # s, the video's (the speech change is taken over the same span)
         self._tracker = _MouthTracker(self.options) if self.options.face else None
         # Video: frames waiting for the batch step, and the last reduced frame's state.
-        self._frames: list[tuple[float, np.ndarray, np.ndarray | None]] = []
+        self._frames: list[tuple[float, np.ndarray, np.ndarray | None, bool]] = []
         self._last_coarse: np.ndarray | None = None
         self._last_crop: np.ndarray | None = None
-        self._last_activity = 0.0
+        self._recent_change: np.ndarray | None = None  # each cell's (log) change over the last PICTURE_MEMORY_S
+        self._damage_since_last = False  # the decoder reported damage since the last picture
+        self._last_damaged = False  # the last picture reduced was damaged
         self._step = 0
         # Audio: sample blocks waiting for the batch step.
         self._samples: list[np.ndarray] = []
@@ -293,7 +306,11 @@ class AvSyncDetector(Detector):
 
     # --- picture ------------------------------------------------------------------
 
-    def feed(self, buffer: VideoFrame | AudioChunk) -> list[Event]:
+    def feed(self, buffer: VideoFrame | AudioChunk | StreamNote) -> list[Event]:
+        if isinstance(buffer, StreamNote):
+            if buffer.kind == "decode_error" and buffer.media == "video":
+                self._damage_since_last = True
+            return []
         if not np.isfinite(buffer.time):
             return []  # a buffer the clock could not place says nothing about timing
         if isinstance(buffer, VideoFrame):
@@ -312,27 +329,52 @@ class AvSyncDetector(Detector):
                 self._flush_video()
                 self._last_crop = None
             crop = self._tracker.crop(frame)
-        self._frames.append((frame.time, coarse, crop))
+        self._frames.append((frame.time, coarse, crop, frame.corrupt or self._damage_since_last))
+        self._damage_since_last = False
         if len(self._frames) >= VIDEO_BATCH_FRAMES:
             self._flush_video()
 
     def _flush_video(self) -> None:
         if not self._frames:
             return
-        times = np.array([t for t, _, _ in self._frames])
         shape = self._frames[0][1].shape
-        if any(c.shape != shape for _, c, _ in self._frames) or (
+        if any(f[1].shape != shape for f in self._frames) or (
                 self._last_coarse is not None and self._last_coarse.shape != shape):
-            self._last_coarse = None  # a format change: start over
+            self._last_coarse = self._recent_change = None  # a format change: start over
             self._frames = [f for f in self._frames if f[1].shape == self._frames[-1][1].shape]
-            times = np.array([t for t, _, _ in self._frames])
-        stack = np.stack([c for _, c, _ in self._frames])
+        times = np.array([f[0] for f in self._frames])
+        stack = np.stack([f[1] for f in self._frames])
         previous = stack[:1] if self._last_coarse is None else self._last_coarse[None]
-        activity = np.abs(np.diff(np.concatenate([previous, stack]), axis=0)).mean(axis=(1, 2))
-        rises = np.maximum(0.0, np.diff(np.concatenate([[self._last_activity], activity])))
+        change = np.abs(np.diff(np.concatenate([previous, stack]), axis=0))
+        # Each cell's mean change, on a log scale: what a place on the screen does is
+        # judged against what that same place did just before. A flash in a corner or a
+        # ball in a lane is a small share of the picture and drowns in the motion
+        # elsewhere when the whole picture is averaged; in its own cell it stands out.
+        n, h, w = change.shape
+        ch, cw = max(1, h // PICTURE_CELLS), max(1, w // PICTURE_CELLS)
+        rows, cols = h // ch, w // cw
+        cells = change[:, : rows * ch, : cols * cw].reshape(n, rows, ch, cols, cw).mean(axis=(2, 4))
+        level = np.log(cells.reshape(n, -1) + CHANGE_FLOOR)
+        # A picture onset is a change larger than any of the last PICTURE_MEMORY_S in the
+        # same cell (a maximum filter, as for the sound): a flash held for two frames
+        # changes the picture as much going off as coming on, a cut's next frame or a
+        # dissolve goes on changing; the sound starts with the first change, not the ones
+        # that follow it. The cell that rose most speaks for the picture.
+        period = float(np.median(np.diff(times))) if times.size > 1 else self._frame_period
+        memory = max(1, int(round(PICTURE_MEMORY_S / max(period, 1e-3))))
+        still = np.full((memory, level.shape[1]), np.log(CHANGE_FLOOR))  # before the first picture
+        history = still if self._recent_change is None else np.concatenate([still, self._recent_change])[-memory:]
+        joined = np.concatenate([history, level])
+        recent = np.lib.stride_tricks.sliding_window_view(joined[:-1], memory, axis=0).max(axis=2)
+        rises = np.maximum(0.0, level - recent).max(axis=1)
+        # A damaged picture (the decoder's concealment, a smear) and the next one (a
+        # change back from it) say when the damage was, not when anything happened.
+        damaged = np.array([f[3] for f in self._frames])
+        after_damage = np.concatenate([[self._last_damaged], damaged[:-1]])
+        rises[damaged | after_damage] = 0.0
         self._picture.add(times, rises)
-        self._last_coarse, self._last_activity = stack[-1], float(activity[-1])
-        crops = [c for _, _, c in self._frames]
+        self._last_coarse, self._recent_change, self._last_damaged = stack[-1], joined[-memory:], bool(damaged[-1])
+        crops = [f[2] for f in self._frames]
         if all(c is not None for c in crops) and len({c.shape for c in crops}) == 1:
             cstack = np.stack(crops).astype(np.int16)
             goes_on = self._last_crop is not None and self._last_crop.shape == cstack.shape[1:]
