@@ -1,34 +1,41 @@
 """audio.click: isolated clicks, pops and discontinuities.
 
 A click is a few samples the waveform could not have reached from its neighbourhood:
-an impulse, a splice that steps the waveform for a moment, a damaged frame. Four
-things set it apart from the transients of programme (drum hits, plosives, crunches):
+an impulse, a splice that steps the waveform for a moment, a damaged frame. Inside
+dense programme (speech, music, noise) it need not be louder than the programme, so it
+is judged as audio restoration judges it: by the residual of a short-term linear
+predictor. Speech, music and noise are predictable from their last few milliseconds
+(an all-pole model of `order` coefficients, fitted on `context_s` of audio on each side
+of the candidate, without the candidate); a click is not. What sets a click apart:
 
-- it stands far out of its surroundings: its sample peak is `ratio_db` above the RMS of
-  `context_s` of audio on EACH side (a drum hit or a plosive is followed by its own
-  body, as loud as the onset, so it does not stand out from its after-context);
-- it is sharp: its steps from sample to sample (the first difference, the residual of
-  the simplest prediction) stand out too, by `step_ratio_db` over the RMS of the steps
-  around it (a loud but smooth excursion of speech or bass does not); a click whose
-  edges a codec has rounded off (a short offset of the waveform, a splice) must then
-  tower over its neighbourhood by `towering_margin_db` instead;
-- nothing nearby comes close: it is `margin_db` above every other peak within
-  `neighbourhood_s` (a sample peak, not an average, so a noisy passage with a few
-  loud grains does not pass);
-- it is alone: no other transient (standing out by `transient_ratio_db`, and less
-  than `rival_db` quieter) within `isolation_s`. Crackle, crunching and rattles are
-  many such transients in a row: texture, not a click.
+- its prediction error stands far out of the error around it: the error's peak is
+  `ratio_db` above the RMS of the error over `context_s` on EACH side, and
+  `margin_db` above every other error peak within `neighbourhood_s` (the glottal
+  pulses of voiced speech, the grains of noise, come in many alike);
+- it has no body: the programme after it is no more than `body_db` louder than before
+  it, unless its sample peak towers `ratio_towering_db` over the RMS of both sides.
+  A drum hit, a clap, a ball hit or a plosive is an onset followed by its own
+  decaying sound; a click is added to the programme and leaves it as it was;
+- it is alone: no other transient (an error peak standing out by
+  `transient_ratio_db`, and less than `rival_db` quieter) within `isolation_s`.
+  Crackle, crunching, rattles and rhythm are many such transients: texture, not a click;
+- it is heard: its prediction error is `audible_db` over the programme's RMS (the
+  predictor finds tiny irregularities in very predictable sound, whale song, a held
+  note, that nobody hears), or `smeared_audible_db` where its sample peak towers
+  `ratio_towering_db` over the programme (a codec smears part of a click into what the
+  predictor can follow); and its sample peak reaches `min_peak_dbfs` (quieter ticks in
+  real recordings stand out as much and are not faults anyone hears).
 
 A codec smears a click over a few milliseconds (AAC's short blocks, MP2's subband
 filters): the `guard_s` either side of it belong to it and are left out of every
-context. Quiet ticks under `min_peak_dbfs` are not reported.
+context and of the predictor's fit.
 
-Cost: per 1 ms window one energy sum (the contexts come from running sums of those),
-then one comparison of every sample with its window's threshold; only the rare samples
-above it (candidates) are looked at one by one. A click is reported `isolation_s`
-after it, and up to `batch_s` more (audio is analysed a few chunks at a time); the
-first and last `context_s` + `guard_s` of the input have no full context and are not
-judged.
+Cost: per sample one first difference (the simplest prediction) and one comparison
+with its window's threshold; the predictor is fitted and run only around the rare
+candidates that stand out there (`candidate_db`) and could be heard (a first step within
+`step_slack_db` of the audibility bar). A click is reported `isolation_s` after it, and up to
+`batch_s` more (audio is analysed a few chunks at a time); the first and last
+`neighbourhood_s` + `guard_s` of the input have no full context and are not judged.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from scipy.linalg import solve_toeplitz
+from scipy.signal import lfilter
 
 from streamqc.detectors.base import AudioWindows, Detector
 from streamqc.events import Event, Severity
@@ -44,20 +53,25 @@ from streamqc.media import AudioChunk
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ClickOptions:
-    ratio_db: float = 16.5  # a click's sample peak over the RMS of the louder of its two contexts
-    step_ratio_db: float = 19.0  # its largest sample-to-sample step over the RMS of the steps around it
-    # ... unless it towers this far over every peak near it (a step whose edges a codec
-    # rounded off is not sharp, but nothing around it comes close)
-    towering_margin_db: float = 7.0
-    margin_db: float = 4.0  # its peak over every other sample peak within neighbourhood_s
+    order: int = 24  # coefficients of the short-term predictor (its memory: 0.5 ms at 48 kHz)
+    ratio_db: float = 17.0  # the prediction error's peak over its RMS on the louder side
+    margin_db: float = 9.0  # ... and over every other error peak within neighbourhood_s
+    audible_db: float = 5.0  # the error's peak over the programme's RMS on the louder side ...
+    # ... or this much where its sample peak towers ratio_towering_db over that RMS (a codec
+    # smears part of a click into a waveform the predictor can follow)
+    smeared_audible_db: float = 2.0
+    body_db: float = 6.0  # the programme after it at most this much louder than before it ...
+    ratio_towering_db: float = 12.0  # ... unless its sample peak stands this far over both sides' RMS
     # quieter clicks are not reported: at that level real recordings (rain, speech, the
     # end of a bite in the crunching clip) have isolated ticks that stand out as much
     min_peak_dbfs: float = -18.0
-    transient_ratio_db: float = 14.0  # a neighbour standing out this much is another transient
+    candidate_db: float = 12.0  # a first-difference step this far over the steps around is looked at ...
+    step_slack_db: float = 6.0  # ... when it is at most this much short of audible_db over the programme
+    transient_ratio_db: float = 14.0  # an error peak standing out this much is another transient
     isolation_s: float = 0.5  # a click has no other transient within this, either side ...
     rival_db: float = 10.0  # ... that is less than this much quieter than the click
-    context_s: float = 0.04  # the RMS context, on each side
-    neighbourhood_s: float = 0.1  # the peak context, on each side
+    context_s: float = 0.04  # the RMS contexts and the predictor's fit, on each side
+    neighbourhood_s: float = 0.1  # the error-peak context, on each side
     guard_s: float = 0.004  # the click's own smear (codec ringing), left out of its contexts
     window_s: float = 0.001  # energy is summed per window of this length
     major_peak_dbfs: float = -6.0  # a click this loud is a major pop
@@ -70,13 +84,28 @@ class _Transient:
     window: int  # absolute window index
     channel: int
     peak: float  # squared sample peak
-    ratio: float  # peak over the context mean square
-    step_ratio: float  # largest squared step over the mean square of the steps around
-    margin: float  # peak over the largest other peak of the neighbourhood
+    error: float  # squared peak of the prediction error
+    ratio: float  # error peak over the error's mean square on the louder side
+    margin: float  # error peak over the largest other error peak of the neighbourhood
+    body: float  # mean square after over mean square before
+    towering: float  # sample peak over the louder side's mean square
+    audible: float  # error peak over the programme's mean square on the louder side
 
 
 def _db(power: float) -> float:
     return round(10.0 * float(np.log10(max(power, 1e-20))), 1)
+
+
+def _predictor(sides: np.ndarray, order: int) -> np.ndarray:
+    """Inverse filter [1, -a1 .. -ap] of the all-pole model of both sides (rows of `sides`;
+    autocorrelation method, each side Hann-windowed; a little white noise keeps it stable
+    on silence)."""
+    n = sides.shape[1]
+    spectrum = np.fft.rfft(sides * np.hanning(n), 2 * n)
+    r = np.fft.irfft(np.einsum("ij,ij->j", spectrum, spectrum.conj()).real, 2 * n)[: order + 1]
+    r[0] = r[0] * (1.0 + 1e-3) + 1e-12
+    coefficients = solve_toeplitz(r[:order], r[1:])
+    return np.concatenate(([1.0], -coefficients))
 
 
 class ClickDetector(Detector):
@@ -89,19 +118,26 @@ class ClickDetector(Detector):
         opts = self.options
         self._windows = AudioWindows(opts.window_s)
         self._ratio = 10.0 ** (opts.ratio_db / 10.0)
-        self._step_ratio = 10.0 ** (opts.step_ratio_db / 10.0)
+        self._candidate = 10.0 ** (opts.candidate_db / 10.0)
         self._transient_ratio = 10.0 ** (opts.transient_ratio_db / 10.0)
         self._margin = 10.0 ** (opts.margin_db / 10.0)
-        self._towering = 10.0 ** (opts.towering_margin_db / 10.0)
+        self._body = 10.0 ** (opts.body_db / 10.0)
+        self._audible = 10.0 ** (opts.audible_db / 10.0)
+        self._smeared = 10.0 ** (opts.smeared_audible_db / 10.0)
+        self._slack = 10.0 ** (-opts.step_slack_db / 10.0)
+        self._towering = 10.0 ** (opts.ratio_towering_db / 10.0)
         self._rival = 10.0 ** (-opts.rival_db / 10.0)
         self._min_peak = 10.0 ** (opts.min_peak_dbfs / 10.0)
         self._rate = 0
         self._channels = 0
         self._size = 0  # samples per window
-        # Samples (channels, windows, size) and window energies (channels, windows) from
-        # absolute window self._base on: what is still to judge plus the context it needs.
+        # Samples (channels, windows, size), their first differences and the differences'
+        # window energies (channels, windows) from absolute window self._base on: what is
+        # still to judge plus the context it needs.
         self._samples = np.zeros((0, 0, 0), np.float32)
+        self._steps = np.zeros((0, 0, 0), np.float32)
         self._energy = np.zeros((0, 0), np.float64)
+        self._last = np.zeros(0, np.float32)  # each channel's last sample (for the next difference)
         self._base = 0
         self._origin = 0.0  # time of absolute window 0
         self._judged = 0  # absolute index of the first window not judged yet
@@ -139,8 +175,13 @@ class ClickDetector(Detector):
             if rate != self._rate or per_channel.shape[0] != self._channels:
                 events += self._decide(float("inf"))
                 self._reset(rate, per_channel.shape[0], per_channel.shape[2], start)
-            energy = np.einsum("cij,cij->ci", per_channel, per_channel, dtype=np.float64)
+            channels, n, size = per_channel.shape
+            flat = per_channel.reshape(channels, n * size)
+            steps = np.diff(flat, axis=1, prepend=self._last[:, None]).reshape(channels, n, size)
+            self._last = flat[:, -1].copy()
+            energy = np.einsum("cij,cij->ci", steps, steps, dtype=np.float64)
             self._samples = np.concatenate((self._samples, per_channel), axis=1)
+            self._steps = np.concatenate((self._steps, steps), axis=1)
             self._energy = np.concatenate((self._energy, energy), axis=1)
             self._find()
             frontier = self._origin + self._judged * self._step
@@ -156,58 +197,96 @@ class ClickDetector(Detector):
         self._rate, self._channels, self._size = rate, channels, size
         self._guard = max(1, int(round(self.options.guard_s / self._step)))
         self._context = max(2, int(round(self.options.context_s / self._step)))
-        self._reach = max(self._guard + 1, int(round(self.options.neighbourhood_s / self._step)))
+        self._reach = max(self._guard + self._context, int(round(self.options.neighbourhood_s / self._step)))
         self._samples = np.zeros((channels, 0, size), np.float32)
+        self._steps = np.zeros((channels, 0, size), np.float32)
         self._energy = np.zeros((channels, 0), np.float64)
+        self._last = np.zeros(channels, np.float32)
         self._base = 0
         self._origin = start
-        self._judged = self._guard + self._context  # the input's first moments have no before-context
+        self._judged = self._guard + self._reach  # the input's first moments have no before-context
         self._transients = []
         self._decided = []
 
     def _find(self) -> None:
         """Judge the windows whose after-context has arrived: collect their transients."""
-        guard, context = self._guard, self._context
-        end = self._base + self._energy.shape[1] - guard - context  # absolute
+        guard, context, reach = self._guard, self._context, self._reach
+        end = self._base + self._energy.shape[1] - guard - reach  # absolute
         if end <= self._judged:
             return
         first, last = self._judged - self._base, end - self._base  # relative to the buffers
         self._judged = end
+        # Candidates: a step (the error of the simplest prediction) standing out of the
+        # steps on both sides. Cheap, loose, and the predictor judges what passes.
         sums = np.zeros((self._channels, self._energy.shape[1] + 1), np.float64)
         np.cumsum(self._energy, axis=1, out=sums[:, 1:])
         before = sums[:, first - guard : last - guard] - sums[:, first - guard - context : last - guard - context]
         after = (sums[:, first + guard + 1 + context : last + guard + 1 + context]
                  - sums[:, first + guard + 1 : last + guard + 1])
         mean_square = np.maximum(before, after) / (context * self._size)
-        threshold = np.maximum(self._transient_ratio * mean_square, self._min_peak).astype(np.float32)
-        block = self._samples[:, first:last]
+        threshold = (self._candidate * mean_square).astype(np.float32)
+        block = self._steps[:, first:last]
         above = np.square(block) > threshold[:, :, None]
         if not np.count_nonzero(above):
             return  # the common case: nothing stands out anywhere
         channels, windows = np.nonzero(above.any(axis=2))
         for channel, offset in zip(channels.tolist(), windows.tolist()):
             window = first + offset
-            peak = float(np.max(np.square(self._samples[channel, window])))
-            lo = self._samples[channel, max(0, window - guard) : window + guard + 1]
-            if peak < float(np.max(np.square(lo))):
-                continue  # the smear of a bigger peak next to it
-            near = self._samples[channel, max(0, window - self._reach) : window - guard]
-            far = self._samples[channel, window + guard + 1 : window + self._reach + 1]
-            others = max(float(np.max(np.abs(near), initial=0.0)), float(np.max(np.abs(far), initial=0.0)))
-            around = self._samples[channel, window - guard - context : window + guard + context + 1].ravel()
-            steps = np.square(np.diff(around))
-            span = context * self._size
-            step_level = max(float(steps[:span].mean()), float(steps[-span:].mean()))
-            own = steps[(guard + context) * self._size - 1 : (guard + context + 1) * self._size]
-            self._transients.append(_Transient(
-                time=self._origin + (self._base + window) * self._step,
-                window=self._base + window,
-                channel=channel,
-                peak=peak,
-                ratio=peak / max(float(mean_square[channel, offset]), 1e-20),
-                step_ratio=float(own.max()) / max(step_level, 1e-20),
-                margin=peak / max(others * others, 1e-20),
-            ))
+            steps = self._steps[channel, window - guard : window + guard + 1]
+            if float(np.max(np.square(self._steps[channel, window]))) < float(np.max(np.square(steps))):
+                continue  # the smear of a bigger step next to it
+            transient = self._judge(channel, window)
+            if transient is not None:
+                self._transients.append(transient)
+
+    def _judge(self, channel: int, window: int) -> _Transient | None:
+        """The prediction error around a candidate, from a predictor of both sides."""
+        guard, context, reach, size = self._guard, self._context, self._reach, self._size
+        order = self.options.order
+        x = self._samples[channel]
+        own_from, own_to = window - guard, window + guard + 1  # windows, relative
+        peak = float(np.max(np.square(x[own_from:own_to])))
+        if peak < self._min_peak:
+            return None  # too quiet to be reported, and too quiet to be anyone's rival
+        sides = np.stack((x[own_from - context : own_from].ravel(), x[own_to : own_to + context].ravel())).astype(np.float64)
+        before, after = sides
+        level_before = float(np.mean(np.square(before)))
+        level_after = float(np.mean(np.square(after)))
+        # a click's first step is about as large as its prediction error: one too small
+        # to be heard over the programme is not worth a predictor
+        step = float(np.max(np.square(self._steps[channel, window])))
+        if step < min(self._audible, self._smeared) * self._slack * max(level_before, level_after):
+            return None
+        # the error from reach before to reach after, with order samples of run-in
+        span = x[window - reach : window + reach + 1].ravel().astype(np.float64)
+        error = lfilter(_predictor(sides, order), [1.0], span)
+        error = np.square(error)
+        error[:order] = 0.0
+        c0, c1 = (reach - guard) * size, (reach + guard + 1) * size  # the candidate's own span
+        own = float(error[c0:c1].max())
+        error_before = float(error[c0 - context * size : c0].mean())
+        error_after = float(error[c1 : c1 + context * size].mean())
+        ratio = own / max(error_before, error_after, 1e-20)
+        if ratio < self._transient_ratio:
+            return None
+        others = max(float(error[:c0].max()), float(error[c1:].max()))
+        return _Transient(
+            time=self._origin + (self._base + window) * self._step,
+            window=self._base + window,
+            channel=channel,
+            peak=peak,
+            error=own,
+            ratio=ratio,
+            margin=own / max(others, 1e-20),
+            body=(level_after + 1e-12) / (level_before + 1e-12),
+            towering=float(np.max(np.square(x[window]))) / max(level_before, level_after, 1e-20),
+            audible=own / max(level_before, level_after, 1e-20),
+        )
+
+    def _is_click(self, t: _Transient) -> bool:
+        return (t.ratio >= self._ratio and t.margin >= self._margin and t.peak >= self._min_peak
+                and (t.audible >= self._audible or (t.towering >= self._towering and t.audible >= self._smeared))
+                and (t.body <= self._body or t.towering >= self._towering))
 
     def _decide(self, until: float) -> list[Event]:
         """Transients up to `until` have their whole isolation span: report the clicks."""
@@ -228,23 +307,23 @@ class ClickDetector(Detector):
         known = self._decided + ready + self._transients
         events: list[Event] = []
         for group in groups:
-            clicks = [t for t in group if t.ratio >= self._ratio and t.margin >= self._margin
-                      and (t.step_ratio >= self._step_ratio or t.margin >= self._towering)]
+            clicks = [t for t in group if self._is_click(t)]
             if not clicks:
                 continue
             start, end = group[0].time, group[-1].time
-            rival = max(t.peak for t in group) * self._rival
+            rival = max(t.error for t in group) * self._rival
             if not any(start - isolation <= t.time < start - same or end + same < t.time <= end + isolation
-                       for t in known if t.peak >= rival):
+                       for t in known if t.error >= rival):
                 events.append(self._event(clicks))
         self._decided = [t for t in self._decided + ready if t.time > until - isolation]
         return events
 
     def _trim(self) -> None:
         """Forget the windows no later judgement or neighbourhood needs."""
-        keep_from = self._judged - self._guard - max(self._context, self._reach) - self._base
+        keep_from = self._judged - self._guard - self._reach - self._base
         if keep_from > 0:
             self._samples = self._samples[:, keep_from:]
+            self._steps = self._steps[:, keep_from:]
             self._energy = self._energy[:, keep_from:]
             self._base += keep_from
 
@@ -261,8 +340,10 @@ class ClickDetector(Detector):
                 "channels": sorted({t.channel for t in clicks}),
                 "peak_dbfs": peak_dbfs,
                 "ratio_db": _db(loudest.ratio),
-                "step_ratio_db": _db(loudest.step_ratio),
                 "margin_db": _db(loudest.margin),
+                "body_db": _db(loudest.body),
+                "audible_db": _db(loudest.audible),
+                "towering_db": _db(loudest.towering),
             },
         )
 
