@@ -65,8 +65,8 @@ class ClickOptions:
     # quieter clicks are not reported: at that level real recordings (rain, speech, the
     # end of a bite in the crunching clip) have isolated ticks that stand out as much
     min_peak_dbfs: float = -18.0
-    candidate_db: float = 12.0  # a first-difference step this far over the steps around is looked at ...
-    step_slack_db: float = 6.0  # ... when it is at most this much short of audible_db over the programme
+    candidate_db: float = 16.0  # a first-difference step this far over the steps around is looked at ...
+    step_slack_db: float = 3.0  # ... when it is at most this much short of audible_db over the programme
     transient_ratio_db: float = 14.0  # an error peak standing out this much is another transient
     isolation_s: float = 0.5  # a click has no other transient within this, either side ...
     rival_db: float = 10.0  # ... that is less than this much quieter than the click
