@@ -275,7 +275,7 @@ class AvSyncDetector(Detector):
 
     def __init__(self, options: AvSyncOptions | None = None) -> None:
         super().__init__(options)
-        self._picture = _Grid()
+        self._picture = _Grid(columns=2)  # picture onsets: of the whole, and of the place that rose most
         self._mouth = _Grid()  # how much the mouth region moved since the last frame
         self._cavity = _Grid()  # how dark the middle of the mouth region is: how open the mouth is
         self._sound = _Grid()
@@ -346,27 +346,30 @@ class AvSyncDetector(Detector):
         stack = np.stack([f[1] for f in self._frames])
         previous = stack[:1] if self._last_coarse is None else self._last_coarse[None]
         change = np.abs(np.diff(np.concatenate([previous, stack]), axis=0))
-        # Each cell's mean change, on a log scale: what a place on the screen does is
-        # judged against what that same place did just before. A flash in a corner or a
-        # ball in a lane is a small share of the picture and drowns in the motion
-        # elsewhere when the whole picture is averaged; in its own cell it stands out.
+        # Two views of the picture's change. As a whole (the mean change of the grid): a
+        # flash or a cut over the whole screen stands far above the motion of a few
+        # objects. Place by place (each cell's mean change, on a log scale, judged against
+        # what that same place did just before): a flash in a corner, a ball in a lane or
+        # a door is a small share of the picture and drowns in the motion elsewhere when
+        # the whole is averaged; in its own cell it stands out.
         n, h, w = change.shape
         ch, cw = max(1, h // PICTURE_CELLS), max(1, w // PICTURE_CELLS)
         rows, cols = h // ch, w // cw
-        cells = change[:, : rows * ch, : cols * cw].reshape(n, rows, ch, cols, cw).mean(axis=(2, 4))
-        level = np.log(cells.reshape(n, -1) + CHANGE_FLOOR)
-        # A picture onset is a change larger than any of the last PICTURE_MEMORY_S in the
-        # same cell (a maximum filter, as for the sound): a flash held for two frames
-        # changes the picture as much going off as coming on, a cut's next frame or a
-        # dissolve goes on changing; the sound starts with the first change, not the ones
-        # that follow it. The cell that rose most speaks for the picture.
+        cells = change[:, : rows * ch, : cols * cw].reshape(n, rows, ch, cols, cw).mean(axis=(2, 4)).reshape(n, -1)
+        level = np.concatenate([cells.mean(axis=1, keepdims=True), np.log(cells + CHANGE_FLOOR)], axis=1)
+        # A picture onset is a change larger than any of the last PICTURE_MEMORY_S (a
+        # maximum filter, as for the sound): a flash held for two frames changes the
+        # picture as much going off as coming on, a cut's next frame or a dissolve goes on
+        # changing; the sound starts with the first change, not the ones that follow it.
+        # Place by place, the cell that rose most speaks for the picture.
         period = float(np.median(np.diff(times))) if times.size > 1 else self._frame_period
         memory = max(1, int(round(PICTURE_MEMORY_S / max(period, 1e-3))))
-        still = np.full((memory, level.shape[1]), np.log(CHANGE_FLOOR))  # before the first picture
+        still = np.tile(np.r_[0.0, np.full(cells.shape[1], np.log(CHANGE_FLOOR))], (memory, 1))  # before the first picture
         history = still if self._recent_change is None else np.concatenate([still, self._recent_change])[-memory:]
         joined = np.concatenate([history, level])
         recent = np.lib.stride_tricks.sliding_window_view(joined[:-1], memory, axis=0).max(axis=2)
-        rises = np.maximum(0.0, level - recent).max(axis=1)
+        risen = np.maximum(0.0, level - recent)
+        rises = np.stack([risen[:, 0], risen[:, 1:].max(axis=1)], axis=1)  # whole, places
         # A damaged picture (the decoder's concealment, a smear) and the next one (a
         # change back from it) say when the damage was, not when anything happened.
         damaged = np.array([f[3] for f in self._frames])
@@ -487,17 +490,23 @@ class AvSyncDetector(Detector):
         o = self.options
         lag = int(round(o.max_offset_ms / 1000 * GRID_HZ))
         reach = lag / GRID_HZ
-        # Sharp events (cuts, flashes) against sound onsets ...
+        # Sharp events (cuts, flashes) against sound onsets, the picture seen as a whole
+        # and place by place: the view that matches the sound better speaks.
         sharp = None
-        picture = _smooth(self._picture.span(start, stop))
-        if _distinct_onsets(picture) >= o.min_cues:
-            # Chance correlations grow as a window shrinks (fewer independent bins): a
-            # short input has to match better.
-            needed = o.min_confidence * float(np.sqrt(max(1.0, o.window_s / max(stop - start, 1e-3))))
-            sound = _smooth(self._sound.span(start - reach, stop + reach))
-            sharp = self._correlate(picture, sound, lag, needed)
-            if sharp is not None and _significance(picture, sound, sharp[2]) < o.min_significance:
-                sharp = None  # no better than the onsets' chance alignments with this sound
+        views = self._picture.span(start, stop)
+        sound = _smooth(self._sound.span(start - reach, stop + reach))
+        # Chance correlations grow as a window shrinks (fewer independent bins): a
+        # short input has to match better.
+        needed = o.min_confidence * float(np.sqrt(max(1.0, o.window_s / max(stop - start, 1e-3))))
+        for view in views.T:
+            picture = _smooth(view)
+            if _distinct_onsets(picture) < o.min_cues:
+                continue
+            found = self._correlate(picture, sound, lag, needed)
+            if found is None or _significance(picture, sound, found[2]) < o.min_significance:
+                continue  # no better than the onsets' chance alignments with this sound
+            if sharp is None or found[1] > sharp[1]:
+                sharp = found
         if sharp is not None and sharp[1] >= o.strong_correlation:
             return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
         # ... and a moving mouth against a changing voice. On a talking head the
