@@ -15,7 +15,10 @@ of the candidate, without the candidate); a click is not. What sets a click apar
 - it has no body: the programme after it is no more than `body_db` louder than before
   it, unless its sample peak towers `ratio_towering_db` over the RMS of both sides.
   A drum hit, a clap, a ball hit or a plosive is an onset followed by its own
-  decaying sound; a click is added to the programme and leaves it as it was;
+  decaying sound; a click is added to the programme and leaves it as it was, so the
+  programme also goes on after it: where the sound after it is more than `cut_db`
+  quieter than before, the "click" is the edge of a cut to silence, which
+  audio.silence or audio.dropout reports;
 - it is alone: no other transient (an error peak standing out by
   `transient_ratio_db`, and less than `rival_db` quieter) within `isolation_s`.
   Crackle, crunching, rattles and rhythm are many such transients: texture, not a click;
@@ -62,6 +65,7 @@ class ClickOptions:
     smeared_audible_db: float = 2.0
     body_db: float = 6.0  # the programme after it at most this much louder than before it ...
     ratio_towering_db: float = 12.0  # ... unless its sample peak stands this far over both sides' RMS
+    cut_db: float = 30.0  # the programme after it this much quieter than before: a cut's edge, not a click
     # quieter clicks are not reported: at that level real recordings (rain, speech, the
     # end of a bite in the crunching clip) have isolated ticks that stand out as much
     min_peak_dbfs: float = -18.0
@@ -122,6 +126,7 @@ class ClickDetector(Detector):
         self._transient_ratio = 10.0 ** (opts.transient_ratio_db / 10.0)
         self._margin = 10.0 ** (opts.margin_db / 10.0)
         self._body = 10.0 ** (opts.body_db / 10.0)
+        self._cut = 10.0 ** (-opts.cut_db / 10.0)
         self._audible = 10.0 ** (opts.audible_db / 10.0)
         self._smeared = 10.0 ** (opts.smeared_audible_db / 10.0)
         self._slack = 10.0 ** (-opts.step_slack_db / 10.0)
@@ -286,7 +291,7 @@ class ClickDetector(Detector):
     def _is_click(self, t: _Transient) -> bool:
         return (t.ratio >= self._ratio and t.margin >= self._margin and t.peak >= self._min_peak
                 and (t.audible >= self._audible or (t.towering >= self._towering and t.audible >= self._smeared))
-                and (t.body <= self._body or t.towering >= self._towering))
+                and (t.body <= self._body or t.towering >= self._towering) and t.body >= self._cut)
 
     def _decide(self, until: float) -> list[Event]:
         """Transients up to `until` have their whole isolation span: report the clicks."""
