@@ -5,6 +5,15 @@ flat. The flatness test is what separates a black screen from a dark scene: a ni
 shot has most pixels near black too, but with visible texture in them, while a black
 frame from an encoder or a dead source varies by a level or two at most. The bright
 remainder (a logo, a clock) may cover up to `max_logo_fraction` of the picture.
+
+Flat is measured on the middle 80 % of the dark pixels (their 10th to 90th percentile,
+as a deviation), so the anti-aliased rim of a logo does not count as detail, and across
+the picture as well as within it. A dark scene can be smooth and low in contrast where
+it is lit by little (a night street, a dim room: a pixel deviation of 2-3 levels), but
+its regions still differ: lit and unlit parts, a horizon, a pool of light. Black is one
+level everywhere, whatever that level is (a "black" slate is often coded at luma 20-30,
+not 16). So the means of the picture's dark regions (32x32 pixels) must also sit within
+`max_spread_levels` of one another (again the range of their middle 80 %).
 """
 
 from __future__ import annotations
@@ -24,7 +33,12 @@ class BlackOptions:
     analysis_fps: float = 15.0  # pictures looked at per second, at most (0: every frame)
     black_margin_levels: int = 20  # a pixel within this many 8-bit levels above the black level is dark
     max_logo_fraction: float = 0.10  # the non-dark part may cover at most this fraction of the picture
-    max_detail_levels: float = 3.0  # standard deviation of the dark pixels; above it there is a scene
+    # deviation of the dark pixels (from their 10th-90th percentiles); above it there is
+    # a scene: the noise on a black picture is a level or two
+    max_detail_levels: float = 2.0
+    # spread (10th to 90th percentile) of the means of the dark 32x32-pixel regions; above
+    # it the darkness varies across the picture: a dim scene, not a black one
+    max_spread_levels: float = 5.0
     major_after_s: float = 5.0
     critical_after_s: float = 30.0
 
@@ -54,9 +68,29 @@ class BlackDetector(Detector):
         fraction = count / small.size
         if fraction < 1.0 - o.max_logo_fraction:
             return False, fraction, float("nan")
-        values = small[dark].astype(np.float32)
-        detail = float(values.std())
-        return detail <= o.max_detail_levels, fraction, detail
+        # The spread of the middle 80 % of the dark pixels, as a standard deviation
+        # (p90 - p10 = 2.56 sigma for noise): the anti-aliased rim of a logo, a few
+        # pixels in the tails, does not count as detail; the texture of a scene does.
+        values = small[dark]
+        counts = np.cumsum(np.bincount(values - values.min()))
+        low, high = np.searchsorted(counts, (0.1 * count, 0.9 * count))
+        detail = float(high - low) / 2.56
+        if detail > o.max_detail_levels:
+            return False, fraction, detail
+        return self.spread(small, limit) <= o.max_spread_levels, fraction, detail
+
+    @staticmethod
+    def spread(small: np.ndarray, limit: int) -> float:
+        """Levels between the 10th and 90th percentile of the means of the regions (8x8
+        working pixels, 32x32 source pixels) that are dark throughout."""
+        rows, cols = small.shape[0] // 8, small.shape[1] // 8
+        blocks = small[: rows * 8, : cols * 8].reshape(rows, 8, cols, 8)
+        dark = blocks.max(axis=(1, 3)) <= limit
+        if np.count_nonzero(dark) < 5:
+            return 0.0  # too small a picture to judge regions: the pixel detail decides
+        means = blocks.mean(axis=(1, 3), dtype=np.float32)[dark]
+        low, high = np.percentile(means, (10, 90))
+        return float(high - low)
 
     def feed(self, frame: VideoFrame) -> list[Event]:
         if not self._sampler.wants(frame):
