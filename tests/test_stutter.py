@@ -217,3 +217,32 @@ def test_a_short_webcam_clip_that_repeats_every_13th_frame_is_not_stutter(shared
     result = check_input(str(shared_media / "real-clean/intel-sample-videos/asl_night.mkv"))
     assert by_kind(result, "video.stutter") == []
     assert not any(e.is_defect for e in result.events if e.kind.startswith("video."))
+
+
+def test_a_24_to_25_fps_conversion_with_still_moments_is_one_cadence_note(tmp_path):
+    """24 fps material at 25 fps shows one picture twice in every 25 frames. Where the
+    picture stands still for a moment (0.8 s every 3 s) a repeat does not show, so the
+    held frames come 25 and 50 frames apart in turn: still the conversion's cadence, not
+    a stutter."""
+    spec = VideoSpec(320, 180, Fraction(25))
+    pan = TexturePan(spec, 5, speed_px_s=150)
+    still = [(a, a + 20) for a in range(40, 340, 70)]  # source pictures where the camera stops
+
+    def position(source: int) -> int:
+        return source - sum(min(max(source - a, 0), b - a) for a, b in still)
+
+    with av.open(str(tmp_path / "film25.ts"), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for slot in range(25 * 15):
+            frame = av.VideoFrame.from_ndarray(pan.render(position(slot * 24 // 25)), format="yuv420p")
+            frame.pts, frame.time_base = slot, Fraction(1, 25)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    result = check_input(str(tmp_path / "film25.ts"))
+    assert by_kind(result, "video.stutter") == [] and by_kind(result, "video.freeze") == []
+    (note,) = by_kind(result, "video.cadence")
+    assert note.details["new_frames_fraction"] == pytest.approx(24 / 25, abs=0.01)

@@ -101,6 +101,10 @@ class StutterOptions:
     # repeats fall at near-equal intervals by chance now and then, five seldom do
     cadence_holds: int = 5
     max_cadence_slots: int = 30  # a cadence repeats within this many frame periods
+    # A cadence this long or longer is recognised across held slots that low motion hid
+    # (24 to 25 fps holds every 24-25 slots; a still moment hides one); at shorter ones,
+    # whole numbers of cycles would fit most random intervals.
+    min_hidden_cycle_slots: int = 10
     batch_frames: int = 15  # pictures compared in one go (events come up to this many frames later)
 
 
@@ -337,18 +341,19 @@ class StutterDetector(Detector):
         # or converter whose rate is n/(n+1) of the clock's holds every (n+1)th slot.
         few = self.options.cadence_holds - 1
         exact = intervals[-(few - 1):]
-        if len(latest) == need and self._near_equal(intervals):
+        cycle = self._cycle(intervals) if len(latest) == need else None
+        if cycle is not None:
             pass
         elif (self._cadence is None and self._schedule is None and len(latest) >= few
-              and self._near_equal(exact) and exact.min() == exact.max()):
-            latest, intervals = latest[-few:], exact
+              and exact.min() == exact.max() and 2 <= exact[0] <= self.options.max_cadence_slots):
+            latest, intervals, cycle = latest[-few:], exact, (int(exact[0]), int(exact[0]))
         elif len(latest) == need:
             return self._find_schedule(2 * need)
         else:
             return []
-        shortest, longest = int(intervals.min()), int(intervals.max())
+        shortest, longest = cycle
         first = self._cadence is None
-        self._cadence = (shortest, longest)
+        self._cadence = cycle
         self._cadence_slot = latest[-1].slot
         for hold in latest:
             hold.cadence = True
@@ -358,14 +363,27 @@ class StutterDetector(Detector):
                 if self._keeps_cadence(anchor - hold.slot):
                     hold.cadence = True
                     anchor = hold.slot
-        mean = float(intervals.mean())
+        mean = float(intervals.sum()) / float(np.maximum(1, np.round(intervals / shortest)).sum())
         self._new_fraction = 1.0 - 1.0 / mean
         return self._note(latest, [shortest, longest] if longest != shortest else shortest, 1.0 - 1.0 / mean)
 
-    def _near_equal(self, intervals: np.ndarray) -> bool:
-        """Whether held slots at these intervals keep one cadence (their lengths differ by one slot at most)."""
-        return bool(intervals.min() >= 2 and intervals.max() <= self.options.max_cadence_slots
-                    and intervals.max() - intervals.min() <= 1)
+    def _cycle(self, intervals: np.ndarray) -> tuple[int, int] | None:
+        """The cadence (shortest and longest interval of one cycle) that held slots at these
+        intervals keep, or None: intervals that differ by one slot at most, or, from
+        `min_hidden_cycle_slots` on, whole numbers of such cycles (low motion hides a held
+        slot now and then) as long as two intervals or more are single cycles."""
+        o = self.options
+        base = int(intervals.min())
+        if base < 2:
+            return None
+        cycles = np.maximum(1, np.round(intervals / base))
+        per_cycle = intervals / cycles
+        shortest, longest = int(np.floor(per_cycle.min())), int(np.ceil(per_cycle.max()))
+        if longest > o.max_cadence_slots or longest - shortest > 1:
+            return None
+        if cycles.max() > 1 and (base < o.min_hidden_cycle_slots or (cycles == 1).sum() < 2):
+            return None
+        return shortest, longest
 
     def _find_schedule(self, need: int) -> list[Event]:
         """A conversion's schedule that every recent held slot keeps and no moving picture breaks."""
