@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+import av
+import numpy as np
 import pytest
 
 from streamqc.detectors.av_sync import AvSyncDetector, WindowEstimate
@@ -121,6 +123,50 @@ def test_content_without_cues_abstains(tmp_path: pathlib.Path) -> None:
     events, windows = av_sync(path)
     assert events == []
     assert windows and all(w.offset_ms is None and w.cue == "none" for w in windows)
+
+
+def smeared(packet: av.Packet, rng: np.random.Generator) -> av.Packet:
+    """`packet` with all but its first tenth overwritten by random bytes: the decoder keeps
+    the slice's start and conceals the rest (a smear of wrong blocks), as after bit errors."""
+    data = bytearray(bytes(packet))
+    keep = max(16, len(data) // 10)
+    data[keep:] = rng.integers(0, 256, len(data) - keep, dtype=np.uint8).tobytes()
+    damaged = av.Packet(bytes(data))
+    damaged.pts, damaged.dts, damaged.time_base = packet.pts, packet.dts, packet.time_base
+    damaged.is_keyframe = packet.is_keyframe
+    return damaged
+
+
+def test_damaged_pictures_are_not_evidence(tmp_path: pathlib.Path) -> None:
+    # Packets lost in transit at instants that a beep follows 200 ms later each time: the
+    # decoder's concealment changes the picture there, on the damage's clock, not the
+    # programme's. Nothing else in the picture starts with a sound.
+    instants = FLASHES_S + tuple(t + SECONDS for t in FLASHES_S)
+    frames = [VIDEO_SPEC.index_at(t) for t in instants]
+    audio = Beeps(programme(AUDIO_SPEC, 5, "speech"), [AUDIO_SPEC.sample_at(t + 0.2) for t in instants], level_dbfs=-9)
+    clean = tmp_path / "clean.ts"
+    encode_scenario(Scenario(MovingObjects(VIDEO_SPEC, 5, grain_sigma=1.5), audio, 2 * SECONDS), clean, "ts",
+                    VideoCodec("h264", bitrate_bps=800_000), AudioCodec("aac"))
+    damaged = tmp_path / "damaged.ts"
+    rng = np.random.default_rng(7)
+    with av.open(str(clean)) as source, av.open(str(damaged), "w", format="mpegts") as out:
+        video, sound = source.streams.video[0], source.streams.audio[0]
+        copies = {video.index: out.add_stream_from_template(video), sound.index: out.add_stream_from_template(sound)}
+        first = None
+        for packet in source.demux(video, sound):
+            if not packet.size:
+                continue
+            index = packet.stream.index
+            if index == video.index:
+                first = packet.pts if first is None else first
+                if round((packet.pts - first) * packet.time_base * VIDEO_SPEC.fps) in frames:
+                    packet = smeared(packet, rng)
+            packet.stream = copies[index]
+            out.mux(packet)
+    events, windows = av_sync(damaged)
+    assert events == [], events
+    assert len(windows) >= 5
+    assert not [w for w in windows if w.offset_ms is not None and 100 <= w.offset_ms <= 300], windows
 
 
 def test_scorer_reports_the_offset_error() -> None:

@@ -17,8 +17,9 @@ audio late). Two pairs of signals are compared:
   And the sound goes with the first change only: a flash held two frames changes the
   picture as much going off, 40-80 ms later, as coming on, and a rule that let both
   count matched the beep to either (in-sync material measured two frames early).
-  Pictures the decoder reported damaged (and the one after each) are no evidence:
-  their change is the damage's, on no one's clock;
+  Pictures the decoder reported damaged are no evidence, nor those predicted from them
+  up to the next key frame (the repair): their change is the damage's, on no one's
+  clock, and lost packets lined up with a programme's sounds by chance had made one;
 - when a frontal face is seen, its mouth region against the speech bands (300-4000
   Hz, on a loudness-like scale), like with like: how much the mouth moved since the
   last frame against how much the voice changed over the same frame period, and how
@@ -290,6 +291,7 @@ class AvSyncDetector(Detector):
         self._recent_change: np.ndarray | None = None  # each cell's (log) change over the last PICTURE_MEMORY_S
         self._damage_since_last = False  # the decoder reported damage since the last picture
         self._last_damaged = False  # the last picture reduced was damaged
+        self._tainted = False  # damage was reported since the last key frame
         self._step = 0
         # Audio: sample blocks waiting for the batch step.
         self._samples: list[np.ndarray] = []
@@ -329,7 +331,13 @@ class AvSyncDetector(Detector):
                 self._flush_video()
                 self._last_crop = None
             crop = self._tracker.crop(frame)
-        self._frames.append((frame.time, coarse, crop, frame.corrupt or self._damage_since_last))
+        # Damage lasts until the next key frame: the pictures between are predicted from
+        # a damaged one, and the key frame's change is the repair.
+        if frame.corrupt or self._damage_since_last:
+            self._tainted = True
+        elif frame.key:
+            self._tainted = False
+        self._frames.append((frame.time, coarse, crop, self._tainted))
         self._damage_since_last = False
         if len(self._frames) >= VIDEO_BATCH_FRAMES:
             self._flush_video()
@@ -370,8 +378,9 @@ class AvSyncDetector(Detector):
         recent = np.lib.stride_tricks.sliding_window_view(joined[:-1], memory, axis=0).max(axis=2)
         risen = np.maximum(0.0, level - recent)
         rises = np.stack([risen[:, 0], risen[:, 1:].max(axis=1)], axis=1)  # whole, places
-        # A damaged picture (the decoder's concealment, a smear) and the next one (a
-        # change back from it) say when the damage was, not when anything happened.
+        # A damaged picture (the decoder's concealment, a smear, and every picture
+        # predicted from it) and the next one (the repair) say when the damage was, not
+        # when anything happened.
         damaged = np.array([f[3] for f in self._frames])
         after_damage = np.concatenate([[self._last_damaged], damaged[:-1]])
         rises[damaged | after_damage] = 0.0
