@@ -79,3 +79,28 @@ def test_holes_cut_into_real_music_are_found_through_codecs(shared_media, tmp_pa
     for event, (start, length) in zip(events, holes):
         assert event.start == pytest.approx(start, abs=0.03)
         assert event.end == pytest.approx(start + length, abs=0.03)
+
+
+def test_quiet_speech_touching_the_floor_is_not_a_dropout(shared_media, tmp_path):
+    """Real speech (a LibriSpeech reading) played at -55 dBFS through AAC, as a quiet
+    programme is: its syllable gaps fall to +-1 LSB for 5-15 ms again and again. Those are
+    the programme's own troughs, not cuts (5 dropouts were reported here)."""
+    samples, rate = decoded(shared_media / "librosa-data/3436-172162-0000.ogg")
+    level = np.sqrt(np.mean(np.square(samples)))
+    quiet = np.round(samples * (10 ** (-55 / 20) / level) * 32768) / 32768  # 16-bit, as delivered
+    path = write_audio(tmp_path / "quiet.m4a", quiet.astype(np.float32), rate=rate, codec="aac")
+    floor = np.abs(decoded(path)[0]).max(axis=1) <= 10 ** (-90 / 20)
+    assert floor.mean() > 0.05  # it really touches digital silence, and often
+    assert dropout_events(path) == []
+
+
+def test_a_second_hole_soon_after_a_long_one_is_found(shared_media, tmp_path):
+    """Dropouts come in bursts: a 1.2 s hole, then a 60 ms one 0.8 s later. The first one's
+    silence is a cut, not the programme's own trough, so it does not hide the second."""
+    samples, rate = decoded(shared_media / "real-clean/essentia-audio/flamenco.flac")
+    samples = samples[: 8 * rate].copy()
+    holes = [(2.0, 1.2), (4.0, 0.06)]
+    for start, length in holes:
+        samples[int(start * rate) : int((start + length) * rate)] = 0.0
+    events = dropout_events(write_audio(tmp_path / "burst.m4a", samples, rate=rate, codec="aac"))
+    assert [round(e.start, 1) for e in events] == [2.0, 4.0]
