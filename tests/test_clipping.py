@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 from scipy.signal import find_peaks
@@ -38,9 +39,7 @@ def test_clipped_second_inside_programme_is_one_event(tmp_path):
 
 def test_clipping_survives_a_lossy_codec(tmp_path):
     """Through MP2 (as broadcast TS carries it) the flat tops ripple around full scale; the
-    runs are still found. (FFmpeg's AAC encoder brings this signal's tops down to about
-    0.93: clipping that a codec has lowered no longer reaches full scale, and is not
-    this detector's to find.)"""
+    runs are still found."""
     samples = programme_at(-20, 6)
     samples[96000:144000] = driven_sine(1.0)[:, None]
     events = clipping_events(write_audio(tmp_path / "clipped.ts", samples, codec="mp2"))
@@ -90,6 +89,7 @@ def test_runs_across_chunk_boundaries_count_once():
             "longest_run_ms": 0.83,
             "clipped_samples": 40,
             "clipped_fraction": round(40 / 48000, 5),
+            "flat_crests": 0,
             "level_dbfs": -0.01,
         }
         assert event.start == pytest.approx(1000 / 48000) and event.end == pytest.approx(1040 / 48000)
@@ -132,11 +132,13 @@ def severe(events: list) -> list:
     "real-clean/mediaelement-files/echo-hereweare.webm",  # -7.8 LUFS, 9150 full-scale samples
     "real-clean/essentia-audio/cat_purrrr.wav",  # close-miked, 113 full-scale samples
     "real-clean/spleeter/audio_example.mp3",  # -9.3 LUFS pop, 12 full-scale samples
-    "real-clean/essentia-audio/dubstep.flac",  # -10.1 LUFS, true peak +1.3 dBTP
+    "real-clean/essentia-audio/dubstep.flac",  # -10.1 LUFS, true peak +1.3 dBTP, flat-topped synth at 0.88
+    "moviepy/rain.mp3",  # MP3 of rain: the most flat crests in a second of any clean clip (9)
 ])
 def test_hot_real_masters_are_not_clipping(shared_media, clip):
     """Clean loud records that touch full scale in short runs (0.1-0.2 % of their samples
-    at most): at most an info note saying so, never an event an operator is paged for."""
+    at most), and whose flat crests are few (9 in a second at most): at most an info note
+    saying so, never an event an operator is paged for."""
     assert severe(clipping_events(shared_media / clip)) == []
 
 
@@ -146,3 +148,93 @@ def test_real_distorted_recording_is_clipping(shared_media):
     events = severe(clipping_events(shared_media / "real-defects/essentia-distorted.wav"))
     assert sorted(e.details["channel"] for e in events) == [0, 1]
     assert all(e.severity.value == "major" and e.end - e.start > 7 for e in events)
+
+
+def decoded_48k(path) -> np.ndarray:
+    """Every sample of the first audio track, as FFmpeg's resampler gives it: float (n, 2) at 48 kHz."""
+    resampler = av.AudioResampler(format="fltp", layout="stereo", rate=48000)
+    with av.open(str(path)) as container:
+        blocks = [out.to_ndarray() for frame in container.decode(audio=0) for out in resampler.resample(frame)]
+    blocks += [out.to_ndarray() for out in resampler.resample(None)]
+    return np.concatenate(blocks, axis=1).T.astype(np.float32)
+
+
+def clipped_real(shared_media, clip: str, gain_db: float, start_s: float, seconds: float) -> np.ndarray:
+    """A real recording with `seconds` from `start_s` driven `gain_db` up and hard-clipped
+    at full scale, the rest left as it was."""
+    samples = decoded_48k(shared_media / clip)
+    a, b = int(start_s * 48000), int((start_s + seconds) * 48000)
+    samples[a:b] = np.clip(samples[a:b] * np.float32(10 ** (gain_db / 20)), -1.0, 1.0)
+    return samples
+
+
+def aac(path, samples: np.ndarray, bit_rate: int):
+    with av.open(str(path), "w") as out:  # write_audio leaves the bit rate to FFmpeg
+        stream = out.add_stream("aac", rate=48000, layout="stereo")
+        stream.codec_context.bit_rate = bit_rate
+        for i in range(0, samples.shape[0], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[i : i + 1024].T), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("bit_rate", [128000, 192000])
+def test_clipped_speech_through_aac_is_found(shared_media, tmp_path, bit_rate):
+    """Real speech (JFK's address, as whisper ships it) clipped by 9 dB for 2 s (3.7 % of
+    those samples on the rails), then coded with FFmpeg's AAC: the decoder gives the tops
+    back below full scale with the codec's ripple, no run at full scale to speak of, yet
+    the passage is a major clipping event in each channel, over the clipped seconds."""
+    samples = clipped_real(shared_media, "whisper/jfk.flac", 9.0, 5.25, 2.0)
+    events = severe(clipping_events(aac(tmp_path / "speech.m4a", samples, bit_rate)))
+    assert sorted(e.details["channel"] for e in events) == [0, 1]
+    for event in events:
+        assert event.severity.value == "major" and event.details["flat_crests"] > 0
+        assert event.start == pytest.approx(5.25, abs=0.5) and event.end == pytest.approx(7.25, abs=0.5)
+
+
+def test_limited_hot_speech_through_aac_is_not_clipping(shared_media, tmp_path):
+    """The same speech pushed 12 dB into a look-ahead limiter (gain riding 5 ms envelopes
+    to a 0.98 ceiling), as a loud master is made, then AAC: its peaks crowd the ceiling
+    but stay rounded, so nothing of severity minor or above."""
+    rate = 48000
+    hot = decoded_48k(shared_media / "whisper/jfk.flac") * np.float32(10 ** (12 / 20))
+    width = int(0.005 * rate) * 2 + 1
+    envelope = np.abs(hot).max(axis=1)
+    envelope = np.lib.stride_tricks.sliding_window_view(np.pad(envelope, width // 2, mode="edge"), width).max(axis=1)
+    gain = np.minimum(1.0, 0.98 / np.maximum(envelope, 1e-9))
+    gain = np.lib.stride_tricks.sliding_window_view(np.pad(gain, width // 2, mode="edge"), width).min(axis=1)
+    gain = np.convolve(gain, np.ones(width) / width, mode="same")  # a smooth gain: the crest keeps its shape
+    hot = np.clip(hot * gain[:, None], -1.0, 1.0).astype(np.float32)
+    for bit_rate in (128000, 192000):
+        assert severe(clipping_events(aac(tmp_path / "hot.m4a", hot, bit_rate))) == []
+
+
+def test_flat_crests_count_the_same_whatever_the_chunking():
+    """Tops lowered to 0.93 with a ripple (as a codec gives them back): flat crests, no
+    full-scale run. Half-cycles cut by chunk boundaries are carried, so the event and its
+    count of flat crests do not depend on how the audio was cut into chunks."""
+    rate = 48000
+    t = np.arange(3 * rate) / rate
+    tone = np.clip(3.0 * np.sin(2 * np.pi * 150 * t), -1.0, 1.0) * 0.93 + 0.01 * np.sin(2 * np.pi * 15000 * t)
+    samples = np.zeros((4 * rate, 1), np.float32)
+    samples[rate // 2 : rate // 2 + tone.size, 0] = tone
+    fmt = AudioFormat(rate, 1, "mono")
+    found = []
+    for sizes in ((samples.shape[0],), (1000, 1023, 4096) * 200, (1, 4800) * 100):
+        detector = ClippingDetector(ClippingOptions())
+        events, start = [], 0
+        for size in sizes:
+            if start >= samples.shape[0]:
+                break
+            events += detector.feed(AudioChunk(start / rate, samples[start : start + size], rate, fmt))
+            start += size
+        events += detector.finish(4.0)
+        (event,) = events
+        assert event.severity.value == "major" and event.details["runs"] == 0
+        assert event.start == pytest.approx(0.5, abs=0.01) and event.end == pytest.approx(3.5, abs=0.01)
+        found.append(event.details["flat_crests"])
+    assert found[0] == pytest.approx(900, abs=2) and len(set(found)) == 1
