@@ -33,20 +33,23 @@ nearly as wide at both. A loud half-cycle (peak >= `flat_level_dbfs`, at least
 then (a square-ish synth note, a bass note with a flat crest, a hot master's limited
 peak): on the clean real records measured, at most 9 in any second (a pop master at
 -7.8 LUFS 8, a rain recording 9, dubstep 4, limiter-mastered speech, music and pink
-noise 1-2), while a passage driven 12-18 dB past full scale and coded with AAC or MP2
-has 20-250 per second in speech and music (espeak and read speech, a rock mix, hip-hop,
-piano). A channel with at least `flat_crests_per_s` flat crests within one second is
-clipped there, whatever its peak; those crests join the channel's burst like runs, and
-make it major. What this cannot see: clipped noise-like programme (pink noise) after
-AAC, whose plateaus are a few samples long and drowned in the codec's noise; and a
-clip lighter than about 1 % of the samples, whose few flat crests a second look like
-programme.
+noise 1-2), while passages clipped (2-35 % of their samples on the rails) and coded
+with AAC at 128-192 kb/s or MP2 have 40 to several hundred a second (espeak and read
+speech, a pop mix, hip-hop, piano). A channel with at least `flat_crests_per_s` flat
+crests within one second is clipped there, whatever its peak; those crests join the
+channel's burst like runs, and make it major. What this cannot see: noise-like
+programme (pink noise) clipped and then coded, whose plateaus are a few samples long
+and drowned in the codec's noise (MP2 leaves enough full-scale runs for an info note,
+AAC nothing); high-pitched sound whose clipped crests are only a few samples wide (a
+sung voice near 600 Hz, a frog's croak); and a passage with fewer clipped crests than
+that in a second (a techno loop, 6 % clipped, through AAC: 16-19).
 
 Per chunk, the common case (nothing near full scale) costs one pass for the peak;
 runs are found with vectorised edges only in chunks that reach full scale, and a run
 still going at the end of a chunk is carried into the next. Half-cycles are measured
-only in chunks that reach `flat_level_dbfs`; the unfinished last half-cycle of each
-channel is carried into the next chunk.
+only in audio that reaches `flat_level_dbfs`, a quarter second at a time, and only
+those loud enough are smoothed and measured; the unfinished last half-cycle of each
+channel is carried into the next block.
 """
 
 from __future__ import annotations
