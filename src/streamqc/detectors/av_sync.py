@@ -82,6 +82,10 @@ class AvSyncOptions:
     window_s: float = 8.0  # media analysed per estimate
     hop_s: float = 2.0  # one estimate every this much media
     min_window_s: float = 2.5  # an input shorter than window_s is analysed whole if at least this long
+    # Sound quieter than this (each 10 ms's mean power) is no evidence for the picture's
+    # onsets: a window whose sound is mostly dead or muted is judged on what is left of
+    # it, like a short input, and not at all when that is under min_window_s.
+    silence_dbfs: float = -60.0
     max_offset_ms: float = 500.0  # offsets searched: +- this
     # A window abstains when its confidence (the correlation peak, discounted when a
     # rival peak comes within 0.1 of it) is below this ...
@@ -282,6 +286,7 @@ class AvSyncDetector(Detector):
         self._sound = _Grid()
         # Loudness of each speech band: how fast it changes is what moving lips go with.
         self._speech = _Grid(columns=len(SPEECH_BANDS_HZ) - 1)
+        self._live = _Grid()  # 1 where the sound is above silence_dbfs, 0 where not
         self._frame_period = 0.04  # s, the video's (the speech change is taken over the same span)
         self._tracker = _MouthTracker(self.options) if self.options.face else None
         # Video: frames waiting for the batch step, and the last reduced frame's state.
@@ -453,11 +458,14 @@ class AvSyncDetector(Detector):
         # The flux of hop i is the step from hop i-1 into hop i: an onset at hop i's start.
         times = self._audio_time + np.arange(n) * hop / self._rate
         self._sound.add(times, flux)
+        power = np.mean(mono[:used].reshape(n, hop) ** 2, axis=1)
+        live = 10 * np.log10(power + 1e-20) > self.options.silence_dbfs
+        self._live.add(times + 0.5 * hop / self._rate, live.astype(np.float64))
         speech = cumulative[:, self._speech_edges[1:]] - cumulative[:, self._speech_edges[:-1]]
         loudness = np.maximum(speech, 0.0) ** LOUDNESS_EXPONENT
         filled = float(times[-1]) + hop / self._rate
         self._speech.add(times + 0.5 * hop / self._rate, loudness)
-        self._sound.filled_until = self._speech.filled_until = filled
+        self._sound.filled_until = self._speech.filled_until = self._live.filled_until = filled
         self._last_bands = joined[-ONSET_MEMORY_HOPS:]
         rest = block[used:]
         self._audio_time += used / self._rate
@@ -475,13 +483,13 @@ class AvSyncDetector(Detector):
             # One track has stopped or never started: nothing to compare until it is back,
             # and nothing of the other worth keeping.
             self._next_window = latest - margin - o.window_s
-            for grid in (self._picture, self._mouth, self._cavity, self._sound, self._speech):
+            for grid in (self._picture, self._mouth, self._cavity, self._sound, self._speech, self._live):
                 grid.trim(self._next_window - margin - 0.1)
         events: list[Event] = []
         while self._next_window + o.window_s <= known:
             events += self._window(self._next_window, self._next_window + o.window_s)
             self._next_window += o.hop_s
-            for grid in (self._picture, self._mouth, self._cavity, self._sound, self._speech):
+            for grid in (self._picture, self._mouth, self._cavity, self._sound, self._speech, self._live):
                 grid.trim(self._next_window - margin - 0.1)
         if final:
             # The tail: one window ending at the end, unless the last one nearly did; an
@@ -505,9 +513,10 @@ class AvSyncDetector(Detector):
         views = self._picture.span(start, stop)
         sound = _smooth(self._sound.span(start - reach, stop + reach))
         # Chance correlations grow as a window shrinks (fewer independent bins): a
-        # short input has to match better.
-        needed = o.min_confidence * float(np.sqrt(max(1.0, o.window_s / max(stop - start, 1e-3))))
-        for view in views.T:
+        # short input, or one whose sound is silent for much of it, has to match better.
+        heard_s = min(stop - start, float(self._live.span(start, stop).sum()) / GRID_HZ)
+        needed = o.min_confidence * float(np.sqrt(max(1.0, o.window_s / max(heard_s, 1e-3))))
+        for view in views.T if heard_s >= o.min_window_s else ():
             picture = _smooth(view)
             if _distinct_onsets(picture) < o.min_cues:
                 continue
