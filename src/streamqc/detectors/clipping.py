@@ -16,7 +16,8 @@ scale in short runs now and then (a real pop master at -7.8 LUFS: 0.12-0.18 % of
 samples, in bursts; a close-miked recording 0.1 %), while a signal driven past full
 scale spends a good part of every loud crest there (1-19 % of a burst's samples on
 labelled clipped passages after MP2, AAC or none; a real distorted recording 14 %).
-So a burst is an event of severity minor or above only where its runs hold at least
+A burst of fewer than `min_runs` runs is no clipping at all: a click or a pop that
+reaches full scale once is audio.click's. So a burst is an event of severity minor or above only where its runs hold at least
 `min_clipped_fraction` of its samples (over at least one second); below that it is
 an `info` note saying how many samples reached full scale.
 
@@ -68,6 +69,7 @@ class ClippingOptions:
     level_dbfs: float = -0.01  # samples at or above this magnitude (dBFS) are at full scale
     min_run_samples: int = 3  # consecutive full-scale samples in one channel that make a clipped run
     merge_gap_s: float = 1.0  # runs of one channel closer than this are one event (a pause in a hot passage does not split it)
+    min_runs: int = 3  # fewer runs (and no flat crests) are a pop at full scale, not clipping: no event
     major_after_runs: int = 10  # a burst with this many runs or more is major
     # share of a burst's samples (counted over at least 1 s) in clipped runs below
     # which it is a hot master's touches of full scale: an info note, not clipping
@@ -129,7 +131,7 @@ class ClippingDetector(Detector):
             if chunk.time - burst.end > self.options.merge_gap_s and (
                 carried is None or carried[0] - burst.end > self.options.merge_gap_s
             ):
-                events.append(self._event(self._bursts.pop(channel)))
+                events.extend(self._events(self._bursts.pop(channel)))
         level = self._level
         starts: list[np.ndarray] = []
         lengths: list[np.ndarray] = []
@@ -274,7 +276,7 @@ class ClippingDetector(Detector):
                 burst.flat += int(hi - lo)
                 continue
             if burst is not None:
-                events.append(self._event(burst))
+                events.extend(self._events(burst))
             self._bursts[channel] = _Burst(first, last, 0, 0, 0, channel, rate, int(hi - lo))
 
     def _merge(self, events: list[Event], starts: list, lengths: list, channels: list[int], rate: int) -> None:
@@ -299,7 +301,7 @@ class ClippingDetector(Detector):
                     burst.clipped += int(group.sum())
                     continue
                 if burst is not None:
-                    events.append(self._event(burst))
+                    events.extend(self._events(burst))
                 self._bursts[channel] = _Burst(first, last, int(group.size), int(group.max()), int(group.sum()), channel, rate)
 
     def finish(self, end: float) -> list[Event]:
@@ -312,9 +314,14 @@ class ClippingDetector(Detector):
             starts = [np.array([start]) for _, (start, _) in opened]
             lengths = [np.array([length]) for _, (_, length) in opened]
             self._merge(events, starts, lengths, [channel for channel, _ in opened], self._rate)
-        events += [self._event(burst) for burst in self._bursts.values()]
+        events += [e for burst in self._bursts.values() for e in self._events(burst)]
         self._bursts.clear()
         return sorted(events, key=lambda e: (e.start, e.details["channel"]))
+
+    def _events(self, burst: _Burst) -> list[Event]:
+        if burst.runs < self.options.min_runs and not burst.flat:
+            return []  # one full-scale pop is a click's (audio.click), not a clipped passage
+        return [self._event(burst)]
 
     def _event(self, burst: _Burst) -> Event:
         fraction = burst.clipped / (max(burst.end - burst.start, 1.0) * burst.rate)
