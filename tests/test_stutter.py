@@ -246,3 +246,14 @@ def test_a_24_to_25_fps_conversion_with_still_moments_is_one_cadence_note(tmp_pa
     assert by_kind(result, "video.stutter") == [] and by_kind(result, "video.freeze") == []
     (note,) = by_kind(result, "video.cadence")
     assert note.details["new_frames_fraction"] == pytest.approx(24 / 25, abs=0.01)
+
+
+def test_a_cadence_that_resumes_at_another_phase_after_an_edit_is_not_stutter(tmp_path):
+    """A 25 -> 30 fps conversion repeats every 6th frame; an edit at 3 s (or a looped clip)
+    starts it again at another phase. The repeats after it keep the same interval among
+    themselves: the cadence resumed, nothing stuttered."""
+    repeated = {s for s in range(6, 90) if s % 6 == 5} | {s for s in range(92, 240) if s % 6 == 2}
+    clip = encode_slots(tmp_path / "edit.mp4", list(range(240)), fps=30, repeated=frozenset(repeated))
+    result = check_input(str(clip))
+    assert by_kind(result, "video.stutter") == []
+    assert len(by_kind(result, "video.cadence")) == 1

@@ -316,7 +316,32 @@ class StutterDetector(Detector):
             hold.cadence = True
             self._cadence_slot = slot
             return []
+        if self._cadence is not None and self._resumes_cadence():
+            return []
         return self._find_cadence()
+
+    def _resumes_cadence(self) -> bool:
+        """Whether the cadence known resumed at another phase (an edit, a loop, a freeze
+        cut into it): the last `cadence_holds` - 1 held slots keep its interval among
+        themselves, whole cycles apart (low motion hides held slots), one cycle at least
+        once; for a cadence of two interval lengths, as `_cycle` allows."""
+        assert self._cadence is not None
+        latest = self._holds[-(self.options.cadence_holds - 1):]
+        if len(latest) < self.options.cadence_holds - 1:
+            return False
+        intervals = np.diff([h.slot for h in latest])
+        shortest, longest = self._cadence
+        if shortest == longest:  # one interval: whole cycles of it exactly, one of them single
+            if intervals.min() != shortest or (intervals % shortest).any():
+                return False
+        else:
+            cycle = self._cycle(intervals)
+            if cycle is None or cycle[0] < shortest or cycle[1] > longest:
+                return False
+        for h in latest:
+            h.cadence = True
+        self._cadence_slot = latest[-1].slot
+        return True
 
     def _on_schedule(self, slot: int) -> bool:
         assert self._schedule is not None
