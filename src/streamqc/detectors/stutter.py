@@ -21,7 +21,10 @@ intervals that differ by at most one slot, or one held slot fewer at exactly one
 interval (a camera running at n/(n+1) of its clock; random repeats seldom keep one
 interval exactly), the input has a cadence: it is reported once as an info note
 (`video.cadence`, not a defect), and held slots that keep to it (at a multiple of its
-interval, as low motion hides some) are not stutter. Film shown at 50
+interval, as low motion hides some) are not stutter. Cycles of `min_hidden_cycle_slots`
+or more (24 to 25 fps) are recognised across hidden held slots too. After an edit the
+cadence resumes at another phase: `cadence_holds` - 1 held slots that keep its interval
+among themselves re-anchor it. Film shown at 50
 or 60 fps holds two slots in a row now and then (24 to 50: every picture twice, one in
 twelve three times; 3:2 pulldown at 60), which no single interval describes: a schedule
 of `new` source pictures spread over `every` slots (each slot showing the picture on
