@@ -14,8 +14,8 @@ edges over a few milliseconds, so the last `fade_s` before it is left out; a cut
 that meets the sound late in a decay is missed. Nor is a gap evidence of a cut where the
 programme itself keeps falling to the digital floor: quiet speech at -50 dBFS has runs
 of +-1 LSB between its syllables, and when `floor_share` of the 5 ms windows of the
-last `programme_s` sit below `floor_db`, a short zero run there is the programme's own
-trough (the dropouts found there are cuts, not troughs, and do not count). Programme on each side means anything above
+last `programme_s` sit below `floor_db` (in runs up to `max_gap_s`: a longer one is a
+silence, audio.silence's), a short zero run there is the programme's own trough (the dropouts found there are cuts, not troughs, and do not count). Programme on each side means anything above
 near-digital silence (`programme_db`); the start of a recording has no programme
 before it. The gap is found per sample, which means a gap is reported `context_s`
 after it ends.
@@ -58,7 +58,7 @@ class DropoutOptions:
     # the programme's own troughs: 5 ms windows with an RMS below this (dBFS) touch the
     # digital floor (room tone sits at -60 to -75; quiet speech at -50 dBFS falls to -95)
     floor_db: float = -80.0
-    floor_share: float = 0.05  # when this share of the last programme_s touches it, gaps are not judged
+    floor_share: float = 0.05  # when this share of the last programme_s dips to it, gaps are not judged
 
 
 @dataclasses.dataclass(slots=True)
@@ -83,9 +83,11 @@ class DropoutDetector(Detector):
         self._gap_start: float | None = None  # a zero run still going at the end of the last chunk
         self._gap_before_db = -200.0
         self._pending: list[_Gap] = []  # gaps still waiting for the programme after them
-        # (end time, sum of squares, samples, 5 ms windows, of them at the floor) of each
-        # recent chunk, for the playing level and the programme's troughs
-        self._level: collections.deque[tuple[float, float, int, int, int]] = collections.deque()
+        # (end time, sum of squares, samples) of each recent chunk, for the playing level
+        self._level: collections.deque[tuple[float, float, int]] = collections.deque()
+        # (end time, which of its 5 ms windows are at the floor) of each chunk of the last
+        # programme_s + max_gap_s: the programme's troughs, and how long each run of them is
+        self._floor_runs: collections.deque[tuple[float, np.ndarray]] = collections.deque()
         self._floor = 10 ** (self.options.floor_db / 20)
         self._found: collections.deque[_Gap] = collections.deque()  # dropouts of the last programme_s
         self._gap_playing_db = -200.0
@@ -97,6 +99,7 @@ class DropoutDetector(Detector):
             self._rate = chunk.sample_rate
             self._history = self._history[:0]
             self._level.clear()
+            self._floor_runs.clear()
         rate = self._rate
         mono = np.abs(chunk.samples).max(axis=1)
         quiet = mono <= self._zero
@@ -118,7 +121,7 @@ class DropoutDetector(Detector):
             before = self._gap_before_db if carried else self._context_db(mono[:s], self.options.context_s)
             cut = self._gap_cut_db if carried else self._context_db(mono[:s], self.options.cut_s, self.options.fade_s)
             playing = self._gap_playing_db if carried else self._playing_db(mono[:s])
-            troughs = self._gap_troughs if carried else self._floor_share()
+            troughs = self._gap_troughs if carried else self._trough_share()
             if e == len(quiet):  # still quiet when this chunk ends
                 self._gap_start, self._gap_before_db = start, before
                 self._gap_cut_db, self._gap_playing_db, self._gap_troughs = cut, playing, troughs
@@ -140,8 +143,10 @@ class DropoutDetector(Detector):
         window = max(1, int(0.005 * rate))
         count = mono.shape[0] // window
         window_ms = np.square(mono[: count * window]).reshape(count, window).mean(axis=1)
-        floor = int(np.count_nonzero(window_ms < self._floor * self._floor))
-        self._level.append((end_time, float(np.dot(mono, mono)), mono.shape[0], count, floor))
+        self._level.append((end_time, float(np.dot(mono, mono)), mono.shape[0]))
+        self._floor_runs.append((end_time, window_ms < self._floor * self._floor))
+        while self._floor_runs and self._floor_runs[0][0] < end_time - self.options.programme_s - self.options.max_gap_s:
+            self._floor_runs.popleft()
         while self._level and self._level[0][0] < end_time - self.options.programme_s:
             self._level.popleft()
         while self._found and self._found[0].end < end_time - self.options.programme_s:
@@ -150,17 +155,24 @@ class DropoutDetector(Detector):
 
     def _playing_db(self, recent: np.ndarray) -> float:
         """RMS (dBFS) of the loudest channel over the last `programme_s` before a gap."""
-        squares = float(np.dot(recent, recent)) + sum(level[1] for level in self._level)
-        count = recent.shape[0] + sum(level[2] for level in self._level)
+        squares = float(np.dot(recent, recent)) + sum(sq for _, sq, _ in self._level)
+        count = recent.shape[0] + sum(n for _, _, n in self._level)
         return float(dbfs(np.sqrt(squares / count))) if count else -200.0
 
-    def _floor_share(self) -> float:
-        """Share of the last `programme_s`'s 5 ms windows that touch the digital floor, the
-        dropouts found there left out."""
+    def _trough_share(self) -> float:
+        """Share of the last `programme_s`'s 5 ms windows at the digital floor, in runs up to
+        `max_gap_s` (longer is a silence), the dropouts found there left out. Only gaps pay for it."""
+        if not self._floor_runs:
+            return 0.0
+        flags = np.concatenate([flags for _, flags in self._floor_runs])
+        edges = np.diff(np.concatenate(([0], flags.view(np.int8), [0])))
+        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        for start, end in zip(starts, ends):
+            if end - start > self.options.max_gap_s / 0.005:
+                flags[start:end] = False  # a silence, not a trough
+        recent = flags[-int(self.options.programme_s / 0.005):]
         cut = sum(int((gap.end - gap.start) / 0.005) for gap in self._found)
-        windows = sum(level[3] for level in self._level) - cut
-        floor = sum(level[4] for level in self._level) - cut
-        return max(floor, 0) / windows if windows > 0 else 0.0
+        return max(int(np.count_nonzero(recent)) - cut, 0) / recent.size
 
     def _context_db(self, recent: np.ndarray, seconds: float, skip_s: float = 0.0) -> float:
         """RMS (dBFS) of `seconds` of loudest-channel samples that end `skip_s` before a gap."""
