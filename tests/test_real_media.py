@@ -78,9 +78,16 @@ CLICKING_CLIPS = {
     # channel 0 only, 5.51 s: a 1 ms burst of ~10 kHz ringing 27 dB over the ambience
     # around it, absent from the 360p encode of the same footage: a glitch of this encode
     "ExoPlayer/sample_with_increasing_timestamps_320w_240h.mp4",
-    # 0.45 s, both channels, 19 dB over its surroundings and 8 dB over every peak within
-    # 0.1 s: not established by ear whether it is a fault or a tap in the scene
-    "shaka-player/hls-ts-muxed-aac-h265_0.ts",
+}
+# (shaka-player/hls-ts-muxed-aac-h265_0.ts was listed here for a tap at 0.45 s that the
+# predictor-based detector no longer reports: it now must stay quiet like the rest.)
+
+# Clean recordings that still raise a click: each one is a debt of the detection issue.
+FALSE_CLICKS = {
+    "real-clean/mdn-interactive-examples/stream-of-water.mp4": (
+        "a 1 ms water drop at 0.98 s stands out of the stream's noise like a click (predictor "
+        "error 31.7 dB over its surroundings, no body, 19 dB over the programme); no cue measured "
+        "so far (body, spectrum 1-6 kHz, isolation) tells it from a digital click"),
 }
 
 
@@ -182,7 +189,13 @@ def test_dead_audio_in_a_live_looking_file_is_silence(shared_media):
     assert len(silences) == 1 and abs(silences[0].start - 4.64) < 0.1
 
 
-@pytest.mark.parametrize("clip", [p for p in all_clips() if clip_id(p) not in CLICKING_CLIPS], ids=clip_id)
+def _debts(clips: list, debts: dict[str, str]) -> list:
+    """Clips as test parameters, those still failing marked as strict expected failures."""
+    return [pytest.param(c, id=clip_id(c), marks=pytest.mark.xfail(strict=True, reason=debts[clip_id(c)]))
+            if clip_id(c) in debts else pytest.param(c, id=clip_id(c)) for c in clips]
+
+
+@pytest.mark.parametrize("clip", _debts([p for p in all_clips() if clip_id(p) not in CLICKING_CLIPS], FALSE_CLICKS))
 def test_no_click_in_real_recordings(clip, shared_media):
     """Percussion (the drum-and-bass track), crunching, speech plosives, rain, whale song:
     transients, none of them an isolated click."""
@@ -272,7 +285,10 @@ def allowed_on_clean(row: dict) -> set[str]:
 
 
 # Clean clips that still raise a false alarm: each one is a debt of the detection issue.
-STILL_FALSE_ALARMS: dict[str, str] = {}
+STILL_FALSE_ALARMS: dict[str, str] = {
+    "real-clean/mdn-interactive-examples/stream-of-water.mp4": FALSE_CLICKS[
+        "real-clean/mdn-interactive-examples/stream-of-water.mp4"],
+}
 
 
 def _clean_clips() -> list:
@@ -306,7 +322,13 @@ DOCUMENTED_DEFECTS = {
     "real-defects/essentia-distorted.wav": "audio.clipping",  # hard-clipped music, 50016 full-scale samples
     "real-defects/goldeneye-vfr-drop3.mp4": "video.stutter",  # every third frame of a 23.976 fps film removed
 }
-DEFECTS_STILL_MISSED: dict[str, str] = {}
+DEFECTS_STILL_MISSED: dict[str, str] = {
+    "real-defects/goldeneye-vfr-drop3.mp4": (
+        "every third frame's timestamp is missing and its content too; the change across a gap is "
+        "1.45x a normal frame's (median) against 0.99x for 25 fps material carried on a 30 fps clock "
+        "(video-retalking/face_1.mp4), but the per-gap values overlap too much to report without "
+        "false alarms on variable-frame-rate web encodes"),
+}
 
 
 @pytest.mark.parametrize("clip", [
