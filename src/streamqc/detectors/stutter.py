@@ -261,7 +261,7 @@ class StutterDetector(Detector):
         length = 0
         while length + 2 <= len(recent) and recent[-2 - length].difference < ratio * after:
             length += 1
-        if length == 0 or length + 2 > len(recent):
+        if length == 0 or length + 2 > len(recent) or length > self.options.max_repeat_frames:
             return []  # no still picture before this one, or a pause longer than a repeat
         moving = min(recent[-2 - length].difference, after)
         run = [recent[-1 - k] for k in range(length, 0, -1)]
