@@ -11,8 +11,9 @@ Definitions (see docs/analytics.md):
   open record only (still going on when the data ends) occupies [at - (end - start),
   the end of the range];
 - a stream's monitored time is the part of the range between the first and the last
-  thing the store knows of it: a measurement row (each covers [at, at + 1 s)) or an
-  event interval;
+  thing the store knows of it: a measurement row (each covers [at, at + 1 s)) or a
+  defect's interval (not an info note's: the programme's loudness figures, noted when
+  monitoring stops, span the media time, not the time it was watched);
 - down time is the union of its `stream.down` intervals inside the monitored time;
 - availability = 1 - down time / monitored time;
 - defects are events of severity minor or worse, except the outcomes of corrective
@@ -158,7 +159,7 @@ clipped AS (
     FROM intervals WHERE coalesce(e, $t1) >= $t0 AND s < $t1
 ),
 seen AS (
-    SELECT stream, min(s) AS first_s, max(e) AS last_s FROM clipped GROUP BY stream
+    SELECT stream, min(s) AS first_s, max(e) AS last_s FROM clipped WHERE severity <> 'info' GROUP BY stream
     UNION ALL
     SELECT stream, min(epoch_ms("at") / 1000.0), max(epoch_ms("at") / 1000.0 + 1.0) FROM measurements
     WHERE (CAST($stream AS VARCHAR) IS NULL OR stream = $stream) AND "at" >= to_timestamp($t0) - INTERVAL 1 SECOND
