@@ -106,3 +106,31 @@ def test_a_stream_that_stands_still_as_its_way_is_judged_by_its_own_stills(tmp_p
     long = opening + moving + [handheld[59]] * 270 + handheld[60:120]
     (freeze,) = freezes(encode(tmp_path / "long.mp4", long, 30))
     assert freeze[0] == pytest.approx(6.0, abs=0.1) and freeze[1] == pytest.approx(15.0, abs=0.1)
+
+
+@pytest.fixture(scope="module")
+def car_park(shared_media: pathlib.Path) -> list[np.ndarray]:
+    """10 s of a fixed camera on an empty car park at 12.5 fps: still, but live (sensor noise)."""
+    return real_pictures(shared_media / "real-clean/intel-sample-videos/car-detection.mp4", 120)
+
+
+def freezes_with(path: pathlib.Path, **freeze_options: float) -> list[tuple[float, float]]:
+    options = {name: {"enabled": False} for name in ("av_sync", "stutter")}
+    options["freeze"] = dict(freeze_options)
+    result = check_input(str(path), options=options)
+    return [(e.start, e.end) for e in result.events if e.kind == "video.freeze"]
+
+
+def test_a_live_still_scene_that_stops_being_live_is_a_freeze(tmp_path, car_park):
+    # The car park as the camera saw it, 12 pictures a second: nothing moves, only its
+    # sensor noise. That is its way, not a freeze.
+    assert freezes(encode(tmp_path / "live.mp4", car_park, 12)) == []
+    # The same feed where one picture is held exactly for 4 s after 3 s of it: the noise
+    # stops, although nothing had moved before. A freeze, where the cadence alone waits.
+    held = car_park[:36] + [car_park[35]] * 48 + car_park[36:84]
+    path = encode(tmp_path / "held.mp4", held, 12)
+    (freeze,) = freezes(path)
+    assert freeze[0] == pytest.approx(3.0, abs=0.35) and freeze[1] == pytest.approx(7.0, abs=0.2)
+    # Without following the noise, the cadence would not report it yet (the stream has
+    # not moved: 30 s).
+    assert freezes_with(path, frozen_noise_ratio=0.0) == []

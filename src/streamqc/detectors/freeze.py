@@ -44,6 +44,17 @@ stream has been seen moving before it (a picture visibly new against the one bef
 neither of them black), and it must last `normal_still_factor` times the longest still
 run the stream showed without a fault in the last `cadence_memory_s`. A stream that has
 not moved since it began is reported only once it has stood still `critical_after_s`.
+
+A still picture can still be live. A camera on a still scene keeps its sensor noise: the
+picture changes by a little, frame after frame, at a level that is the stream's own. A
+decoder or encoder that holds one picture repeats it exactly, or re-codes it only at
+keyframes, and its change falls far below that level. So the typical change between
+analysed pictures (the median over `live_window_frames`) is followed through a still run;
+where it falls below `frozen_noise_ratio` of the level the same run showed before (at
+least `min_live_noise_levels`: a picture that was never live shows nothing), the picture
+stopped being live and a freeze begins there, whatever the cadence; it ends where the
+noise comes back. Only the same run is compared, with the same picture: a cut to a
+clean title card or a slide starts a new run, which has shown no live level to fall from.
 """
 
 from __future__ import annotations
@@ -90,6 +101,12 @@ class FreezeOptions:
     black_margin_levels: int = 20
     black_fraction: float = 0.9
     major_after_s: float = 5.0
+    live_window_frames: int = 15  # analysed frames over which a still picture's noise (median step) is measured
+    # a still run whose typical step (mean block change, 8-bit levels) reached this was
+    # live: a camera's sensor noise; a run below it has no live level to fall from
+    min_live_noise_levels: float = 0.08
+    # a typical step below this fraction of the run's live level is a held picture
+    frozen_noise_ratio: float = 0.35
     critical_after_s: float = 30.0
 
 
@@ -116,6 +133,12 @@ class FreezeDetector(Detector):
         # Still runs this stream showed as its normal way (not reported): (end, length),
         # kept as a sliding-window maximum (each longer than every one after it).
         self._normal: collections.deque[tuple[float, float]] = collections.deque()
+        # The still run's steps between analysed pictures (time, step), the live level it
+        # showed, and whether its picture stopped being live (a held picture).
+        self._steps: collections.deque[tuple[float, float]] = collections.deque(maxlen=max(1, self.options.live_window_frames))
+        self._levels: collections.deque[float] = collections.deque(maxlen=self._steps.maxlen + 1)
+        self._live_level = 0.0
+        self._dead = False
 
     def thumbnail(self, frame: VideoFrame) -> np.ndarray:
         cell = max(1, self.options.block_px // ANALYSIS_STEP)
@@ -193,8 +216,9 @@ class FreezeDetector(Detector):
         anchor = self._anchor if self._anchor is not None else self._reference
         if self.is_still(thumb, self._reference)[0] and not self.drifted(thumb, anchor):
             self._changes, self._holding = [], 0  # flicker that came back, or no change at all
+            events = [] if self._reference_black else self._liveness(float(np.abs(thumb - previous).mean()), frame.time)
             self._extend(self._reference_time, end)
-            return []
+            return events
         step = float(np.abs(thumb - previous).mean())
         if self._changes:
             last, last_time, _ = self._changes[-1]
@@ -216,6 +240,36 @@ class FreezeDetector(Detector):
         self._changes = []
         events = self._close(first_change)
         self._start_reference(thumb, frame.time, frame.black_level)
+        return events
+
+    def _liveness(self, step: float, time: float) -> list[Event]:
+        """Follows the still picture's noise: a run that stops being live splits there."""
+        o = self.options
+        self._steps.append((time, step))
+        if len(self._steps) < self._steps.maxlen:
+            return []
+        level = float(np.median([s for _, s in self._steps]))
+        if not self._dead:
+            # Live: the level it showed one window ago, so that a fall within a window is
+            # measured against the level before it, not followed down.
+            self._levels.append(level)
+            self._live_level = self._levels[0] if len(self._levels) == self._levels.maxlen else 0.0
+        frozen = o.frozen_noise_ratio * self._live_level
+        if self._dead == (level < frozen) or self._live_level < o.min_live_noise_levels:
+            return []
+        if not self._dead and self._run.start is not None and self._run.open_for >= self._run.min_duration_s:
+            return []  # already a freeze by the cadence: an encoder that stopped refining it
+        # The change crossed the line: it began at the last step on the other side of a
+        # midpoint between the live and the frozen levels.
+        middle = 0.5 * self._live_level
+        start = time
+        for t, s in reversed(self._steps):
+            if (s >= middle) != self._dead:
+                break
+            start = t
+        events = self._close(start)
+        self._dead = not self._dead
+        self._reference_time = start
         return events
 
     def _settle(self, picture: np.ndarray, since: float, end: float, black_level: int) -> list[Event]:
@@ -244,6 +298,8 @@ class FreezeDetector(Detector):
     def _required_s(self, start: float) -> float:
         """How long a still run that begins at `start` must last to be a freeze here."""
         o = self.options
+        if self._dead:
+            return o.min_duration_s  # a live picture stopped being live: a held picture
         if not self._moved:
             return max(o.min_duration_s, o.critical_after_s)
         while self._normal and self._normal[0][0] < start - o.cadence_memory_s:
@@ -277,6 +333,9 @@ class FreezeDetector(Detector):
         self._reference = thumb
         self._reference_time = time
         if not refresh:
+            self._steps.clear()
+            self._levels.clear()
+            self._live_level, self._dead = 0.0, False
             self._anchor = thumb
             self._reference_black = self._is_black(thumb, black_level)
 
