@@ -13,15 +13,23 @@ of the candidate, without the candidate); a click is not. What sets a click apar
   `margin_db` above every other error peak within `neighbourhood_s` (the glottal
   pulses of voiced speech, the grains of noise, come in many alike);
 - it has no body: the programme after it is no more than `body_db` louder than before
-  it, unless its sample peak towers `ratio_towering_db` over the RMS of both sides.
-  A drum hit, a clap, a ball hit or a plosive is an onset followed by its own
-  decaying sound; a click is added to the programme and leaves it as it was, so the
-  programme also goes on after it: where the sound after it is more than `cut_db`
+  it, unless its sample peak towers `ratio_towering_db` over the RMS of both sides and
+  its error stands `onset_audible_db` over the louder sound after it (a click on the
+  onset of a word or a note). A drum hit, a clap, a knock or a plosive is an onset
+  followed by its own decaying sound, and its error stands only a few dB over that
+  decay (a knock 5 dB; clicks on onsets 10 dB and more); a click is added to the
+  programme and leaves it as it was, so the programme also goes on after it: where the sound after it is more than `cut_db`
   quieter than before, the "click" is the edge of a cut to silence, which
   audio.silence or audio.dropout reports;
 - it is alone: no other transient (an error peak standing out by
   `transient_ratio_db`, and less than `rival_db` quieter) within `isolation_s`.
   Crackle, crunching, rattles and rhythm are many such transients: texture, not a click;
+  and it stands in no texture of ticks: fewer than `texture_ticks` first-difference
+  steps (the candidate screen's, at any level) less than `texture_db` below its own
+  within `texture_s` either side. A stream of water is thousands of little ticks, and
+  now and then a drop louder than all of them within half a second: it is the texture's
+  largest tick, not a fault (11-14 such ticks around water drops; 8 at most around
+  clicks in speech, music, rain and noise);
 - it is heard: its prediction error is `audible_db` over the programme's RMS (the
   predictor finds tiny irregularities in very predictable sound, whale song, a held
   note, that nobody hears), or `smeared_audible_db` where its sample peak towers
@@ -36,7 +44,8 @@ context and of the predictor's fit.
 Cost: per sample one first difference (the simplest prediction) and one comparison
 with its window's threshold; the predictor is fitted and run only around the rare
 candidates that stand out there (`candidate_db`) and could be heard (a first step within
-`step_slack_db` of the audibility bar). A click is reported `isolation_s` after it, and up to
+`step_slack_db` of the audibility bar). A click is reported `isolation_s` or `texture_s`
+(the longer) after it, and up to
 `batch_s` more (audio is analysed a few chunks at a time); the first and last
 `neighbourhood_s` + `guard_s` of the input have no full context and are not judged.
 """
@@ -65,6 +74,7 @@ class ClickOptions:
     smeared_audible_db: float = 2.0
     body_db: float = 6.0  # the programme after it at most this much louder than before it ...
     ratio_towering_db: float = 12.0  # ... unless its sample peak stands this far over both sides' RMS
+    onset_audible_db: float = 8.0  # ... and its error this far over the louder programme after it
     cut_db: float = 30.0  # the programme after it this much quieter than before: a cut's edge, not a click
     # quieter clicks are not reported: at that level real recordings (rain, speech, the
     # end of a bite in the crunching clip) have isolated ticks that stand out as much
@@ -74,6 +84,9 @@ class ClickOptions:
     transient_ratio_db: float = 14.0  # an error peak standing out this much is another transient
     isolation_s: float = 0.5  # a click has no other transient within this, either side ...
     rival_db: float = 10.0  # ... that is less than this much quieter than the click
+    texture_s: float = 1.0  # and stands in no texture of ticks: within this, either side, ...
+    texture_db: float = 20.0  # ... fewer than texture_ticks steps less than this much below its own
+    texture_ticks: int = 10
     context_s: float = 0.04  # the RMS contexts and the predictor's fit, on each side
     neighbourhood_s: float = 0.1  # the error-peak context, on each side
     guard_s: float = 0.004  # the click's own smear (codec ringing), left out of its contexts
@@ -88,6 +101,7 @@ class _Transient:
     window: int  # absolute window index
     channel: int
     peak: float  # squared sample peak
+    step: float  # squared largest first difference
     error: float  # squared peak of the prediction error
     ratio: float  # error peak over the error's mean square on the louder side
     margin: float  # error peak over the largest other error peak of the neighbourhood
@@ -126,6 +140,8 @@ class ClickDetector(Detector):
         self._transient_ratio = 10.0 ** (opts.transient_ratio_db / 10.0)
         self._margin = 10.0 ** (opts.margin_db / 10.0)
         self._body = 10.0 ** (opts.body_db / 10.0)
+        self._onset_audible = 10.0 ** (opts.onset_audible_db / 10.0)
+        self._texture = 10.0 ** (-opts.texture_db / 10.0)
         self._cut = 10.0 ** (-opts.cut_db / 10.0)
         self._audible = 10.0 ** (opts.audible_db / 10.0)
         self._smeared = 10.0 ** (opts.smeared_audible_db / 10.0)
@@ -148,6 +164,7 @@ class ClickDetector(Detector):
         self._judged = 0  # absolute index of the first window not judged yet
         self._transients: list[_Transient] = []  # found, waiting to know whether they are alone
         self._decided: list[_Transient] = []  # decided on, still near enough to be another's neighbour
+        self._ticks: list[tuple[float, float]] = []  # every candidate step (time, squared step), recent
         self._queued: list[AudioChunk] = []  # chunks not analysed yet
         self._queued_s = 0.0
 
@@ -190,7 +207,7 @@ class ClickDetector(Detector):
             self._energy = np.concatenate((self._energy, energy), axis=1)
             self._find()
             frontier = self._origin + self._judged * self._step
-            events += self._decide(frontier - self.options.isolation_s)
+            events += self._decide(frontier - max(self.options.isolation_s, self.options.texture_s))
             self._trim()
         return events
 
@@ -212,6 +229,7 @@ class ClickDetector(Detector):
         self._judged = self._guard + self._reach  # the input's first moments have no before-context
         self._transients = []
         self._decided = []
+        self._ticks = []
 
     def _find(self) -> None:
         """Judge the windows whose after-context has arrived: collect their transients."""
@@ -240,6 +258,8 @@ class ClickDetector(Detector):
             steps = self._steps[channel, window - guard : window + guard + 1]
             if float(np.max(np.square(self._steps[channel, window]))) < float(np.max(np.square(steps))):
                 continue  # the smear of a bigger step next to it
+            self._ticks.append((self._origin + (self._base + window) * self._step,
+                                float(np.max(np.square(self._steps[channel, window])))))
             transient = self._judge(channel, window)
             if transient is not None:
                 self._transients.append(transient)
@@ -280,6 +300,7 @@ class ClickDetector(Detector):
             window=self._base + window,
             channel=channel,
             peak=peak,
+            step=step,
             error=own,
             ratio=ratio,
             margin=own / max(others, 1e-20),
@@ -291,16 +312,22 @@ class ClickDetector(Detector):
     def _is_click(self, t: _Transient) -> bool:
         return (t.ratio >= self._ratio and t.margin >= self._margin and t.peak >= self._min_peak
                 and (t.audible >= self._audible or (t.towering >= self._towering and t.audible >= self._smeared))
-                and (t.body <= self._body or t.towering >= self._towering) and t.body >= self._cut)
+                and (t.body <= self._body or (t.towering >= self._towering and t.audible >= self._onset_audible))
+                and t.body >= self._cut)
 
     def _decide(self, until: float) -> list[Event]:
         """Transients up to `until` have their whole isolation span: report the clicks."""
         ready = [t for t in self._transients if t.time <= until]
         if not ready:
             return []
+        same = self._guard * self._step
+        # a group is never split between two decisions
+        until = max(t.time for t in ready)
+        while late := [t for t in self._transients if until < t.time <= until + same]:
+            ready += late
+            until = max(t.time for t in late)
         self._transients = [t for t in self._transients if t.time > until]
         ready.sort(key=lambda t: t.time)
-        same = self._guard * self._step
         # One transient in several channels, or spread over its own guard, is one group.
         groups: list[list[_Transient]] = []
         for transient in ready:
@@ -308,7 +335,7 @@ class ClickDetector(Detector):
                 groups[-1].append(transient)
             else:
                 groups.append([transient])
-        isolation = self.options.isolation_s
+        isolation, texture = self.options.isolation_s, self.options.texture_s
         known = self._decided + ready + self._transients
         events: list[Event] = []
         for group in groups:
@@ -317,10 +344,16 @@ class ClickDetector(Detector):
                 continue
             start, end = group[0].time, group[-1].time
             rival = max(t.error for t in group) * self._rival
-            if not any(start - isolation <= t.time < start - same or end + same < t.time <= end + isolation
-                       for t in known if t.error >= rival):
+            if any(start - isolation <= t.time < start - same or end + same < t.time <= end + isolation
+                   for t in known if t.error >= rival):
+                continue
+            tick = max(t.step for t in group) * self._texture
+            ticks = {round(time / same) for time, step in self._ticks
+                     if step >= tick and (start - texture <= time < start - same or end + same < time <= end + texture)}
+            if len(ticks) < self.options.texture_ticks:
                 events.append(self._event(clicks))
         self._decided = [t for t in self._decided + ready if t.time > until - isolation]
+        self._ticks = [t for t in self._ticks if t[0] > until - texture]
         return events
 
     def _trim(self) -> None:
