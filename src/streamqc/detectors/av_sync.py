@@ -96,6 +96,17 @@ class AvSyncOptions:
     min_rival_gap_ms: float = 100.0  # rivals are peaks at least this far from the best one
     strong_correlation: float = 0.5  # picture onsets matched this well are taken over a mouth
     min_cues: int = 3  # distinct picture onsets (flashes, cuts) a window needs
+    # A high correlation peak from a few sharp picture onsets says that they meet the
+    # sound's onsets; when most of them do not, one or two large pairs meeting by chance
+    # made it (water, traffic or kinetic text over speech, noise, clicks). A peak of at
+    # least claimed_correlation from fewer than many_cues onsets counts only when at
+    # least min_cues of them, and at least half, meet a sound onset (a local maximum of
+    # the sound's onset strength) within cue_match_ms at its lag. Weaker peaks (smooth
+    # motion against sound) and many onsets (no one pair makes the peak) are judged by
+    # the significance and the windows' agreement alone.
+    claimed_correlation: float = 0.4
+    many_cues: int = 7
+    cue_match_ms: float = 20.0  # a picture onset this close to a sound onset meets it
     # Picture onsets against sound onsets must stand this many standard deviations above
     # chance: the best correlations of the same onsets rolled in time (NULL_ROLLS of
     # them) against the same sound. Cuts and motion line up with unrelated music now and
@@ -523,6 +534,8 @@ class AvSyncDetector(Detector):
             found = self._correlate(picture, sound, lag, needed)
             if found is None or _significance(picture, sound, found[2]) < o.min_significance:
                 continue  # no better than the onsets' chance alignments with this sound
+            if found[2] >= o.claimed_correlation and not self._carried(picture, sound, found[0], lag):
+                continue  # one or two chance coincidences of a few onsets
             if sharp is None or found[1] > sharp[1]:
                 sharp = found
         if sharp is not None and sharp[1] >= o.strong_correlation:
@@ -547,6 +560,21 @@ class AvSyncDetector(Detector):
         if sharp is not None:
             return WindowEstimate(start, stop, *sharp[:2], "picture", *sharp[2:])
         return WindowEstimate(start, stop, None, 0.0, "none")
+
+    def _carried(self, picture: np.ndarray, sound: np.ndarray, offset_ms: float, lag: int) -> bool:
+        """Whether the picture's onsets carry the match at `offset_ms`: most of them meet a
+        sound onset there, or there are enough of them that no one pair makes the peak."""
+        o = self.options
+        cues = _onset_bins(picture)
+        if cues.size >= o.many_cues:
+            return True
+        k = int(round(offset_ms * GRID_HZ / 1000.0)) + lag
+        heard = _onset_bins(sound[k : k + picture.size])
+        if not heard.size:
+            return False
+        tolerance = int(round(o.cue_match_ms * GRID_HZ / 1000.0))
+        matched = int(np.count_nonzero(np.abs(cues[:, None] - heard[None, :]).min(axis=1) <= tolerance))
+        return matched >= o.min_cues and 2 * matched >= cues.size
 
     def _speech_bands(self, start: float, stop: float) -> tuple[np.ndarray, np.ndarray] | None:
         """The speech bands' loudness on the grid, and how much it changed over the last
@@ -683,10 +711,15 @@ def _smooth(signal: np.ndarray) -> np.ndarray:
 
 def _distinct_onsets(signal: np.ndarray) -> int:
     """Local maxima well above the signal's typical level: flashes, cuts, mouths opening."""
+    return int(_onset_bins(signal).size)
+
+
+def _onset_bins(signal: np.ndarray) -> np.ndarray:
+    """The bins of the local maxima well above the signal's typical level."""
     if signal.size < 3:
-        return 0
+        return np.zeros(0, np.int64)
     floor = float(np.median(signal))
     spread = float(np.median(np.abs(signal - floor))) + 1e-9
     high = signal > max(floor + 8 * spread, 0.25 * float(signal.max()))
     peaks = high[1:-1] & (signal[1:-1] >= signal[:-2]) & (signal[1:-1] > signal[2:])
-    return int(np.count_nonzero(peaks))
+    return np.flatnonzero(peaks) + 1
