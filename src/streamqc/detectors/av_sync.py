@@ -29,9 +29,12 @@ audio late). Two pairs of signals are compared:
 A window speaks only when its peak is high and stands clear of every peak more than
 `min_rival_gap_ms` away, and not at the edge of the search: unrelated sound and
 picture (music over a landscape, a cut to another scene) give low or ambiguous peaks,
-and the window abstains. Well-matched onsets win over the mouth; otherwise the mouth,
-being on the screen, wins over the weaker onsets of head motion and the encoder's
-keyframes. Consecutive windows beyond the ITU-R BT.1359 detectability limits (audio
+and the window abstains. A high peak from a few picture onsets claims that they
+meet the sound's onsets, and counts only where most of them do: water, traffic or
+kinetic text over speech or noise make a high peak from one chance pair whose
+weight is a third of the whole, the other onsets meeting nothing. Well-matched onsets
+win over the mouth; otherwise the mouth, being on the screen, wins over the weaker
+onsets of head motion and the encoder's keyframes. Consecutive windows beyond the ITU-R BT.1359 detectability limits (audio
 leading by more than `lead_ms`, lagging by more than `lag_ms`) make one event; an
 abstention neither ends nor starts one.
 
