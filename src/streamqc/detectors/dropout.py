@@ -11,14 +11,15 @@ hole to it). But there the sound has already decayed into the pause: at the cut
 playing at (its RMS over the last `programme_s`), by 40-60 dB. A lost packet falls on
 the programme wherever it is, near its playing level. Lossy codecs fade a hole's
 edges over a few milliseconds, so the last `fade_s` before it is left out; a cut
-that meets the sound late in a decay is missed. Nor is a gap evidence of a cut where the
-programme itself keeps falling to the digital floor: quiet speech at -50 dBFS has runs
-of +-1 LSB between its syllables, and when `floor_share` of the 5 ms windows of the
-last `programme_s` sit below `floor_db` (in runs up to `max_gap_s`: a longer one is a
-silence, audio.silence's), a short zero run there is the programme's own trough (the dropouts found there are cuts, not troughs, and do not count). Programme on each side means anything above
-near-digital silence (`programme_db`); the start of a recording has no programme
-before it. The gap is found per sample, which means a gap is reported `context_s`
-after it ends.
+that meets the sound late in a decay is missed. Nor is a gap evidence of a cut where
+the programme itself keeps falling to the digital floor: quiet speech at -50 dBFS has
+runs of +-1 LSB between its syllables, and when `floor_share` of the 5 ms windows of
+the last `programme_s` sit below `floor_db` (in runs up to `max_gap_s`: a longer one
+is a silence, audio.silence's), a short zero run there is the programme's own trough
+(the dropouts found there are cuts, not troughs, and do not count). Programme on each
+side means anything above near-digital silence (`programme_db`); the start of a
+recording has no programme before it. The gap is found per sample, which means a gap
+is reported `context_s` after it ends.
 """
 
 from __future__ import annotations
