@@ -48,10 +48,9 @@ def check(
     """Check one input. Exit 0: nothing that fails the check, 1: defects that do (--fail-on), 2: input unreadable or bad options."""
     from streamqc.check import check_input
     from streamqc.config import load_options
+    from streamqc.fail_policy import FailPolicy
     from streamqc.report import print_table
     from streamqc.sources import SourceOptions
-
-    from streamqc.fail_policy import FailPolicy
 
     try:
         policy = FailPolicy.parse(fail_on)
