@@ -17,9 +17,10 @@ samples, in bursts; a close-miked recording 0.1 %), while a signal driven past f
 scale spends a good part of every loud crest there (1-19 % of a burst's samples on
 labelled clipped passages after MP2, AAC or none; a real distorted recording 14 %).
 A burst of fewer than `min_runs` runs is no clipping at all: a click or a pop that
-reaches full scale once is audio.click's. So a burst is an event of severity minor or above only where its runs hold at least
-`min_clipped_fraction` of its samples (over at least one second); below that it is
-an `info` note saying how many samples reached full scale.
+reaches full scale once is audio.click's. So a burst is an event of severity minor or
+above only where its runs hold at least `min_clipped_fraction` of its samples (over at
+least one second); below that it is an `info` note saying how many samples reached
+full scale.
 
 A lossy codec removes the runs themselves: it keeps the band below its cut-off and
 re-quantises, so a flat top comes back lowered (AAC at 128-192 kb/s: to about 0.90-0.96
@@ -264,45 +265,44 @@ class ClippingDetector(Detector):
         self._recent[channel] = (times[keep], counted[keep])
 
     def _add_flat(self, events: list[Event], channel: int, begin: np.ndarray, end: np.ndarray, rate: int) -> None:
-        gap = self.options.merge_gap_s
-        breaks = np.flatnonzero(begin[1:] - end[:-1] > gap) + 1
+        for lo, hi in self._groups(begin, end):
+            self._fold(events, channel, float(begin[lo]), float(end[hi - 1]), rate, flat=hi - lo)
+
+    def _groups(self, begin: np.ndarray, end: np.ndarray):
+        """(lo, hi) slices of time-ordered spans, split where one ends `merge_gap_s` before the next begins."""
+        breaks = np.flatnonzero(begin[1:] - end[:-1] > self.options.merge_gap_s) + 1
         bounds = np.concatenate(([0], breaks, [begin.size]))
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            first, last = float(begin[lo]), float(end[hi - 1])
-            burst = self._bursts.get(channel)
-            if burst is not None and first - burst.end <= gap:
-                burst.start = min(burst.start, first)
-                burst.end = max(burst.end, last)
-                burst.flat += int(hi - lo)
-                continue
-            if burst is not None:
-                events.extend(self._events(burst))
-            self._bursts[channel] = _Burst(first, last, 0, 0, 0, channel, rate, int(hi - lo))
+        return zip(bounds[:-1].tolist(), bounds[1:].tolist())
+
+    def _fold(self, events: list[Event], channel: int, first: float, last: float, rate: int,
+              runs: int = 0, longest: int = 0, clipped: int = 0, flat: int = 0) -> None:
+        """Fold a group of runs or flat crests into the channel's burst, or close that burst
+        (to `events`) and open a new one when the group is more than `merge_gap_s` after it."""
+        burst = self._bursts.get(channel)
+        if burst is not None and first - burst.end <= self.options.merge_gap_s:
+            burst.start = min(burst.start, first)
+            burst.end = max(burst.end, last)
+            burst.runs += runs
+            burst.longest = max(burst.longest, longest)
+            burst.clipped += clipped
+            burst.flat += flat
+            return
+        if burst is not None:
+            events.extend(self._events(burst))
+        self._bursts[channel] = _Burst(first, last, runs, longest, clipped, channel, rate, flat)
 
     def _merge(self, events: list[Event], starts: list, lengths: list, channels: list[int], rate: int) -> None:
         """Fold this chunk's finished runs of each channel into its burst; closed bursts go to `events`."""
-        gap = self.options.merge_gap_s
         for start, length, channel in zip(starts, lengths, channels):
             keep = length >= self.options.min_run_samples
             start, length = start[keep], length[keep]
             if not start.size:
                 continue
             end = start + length / rate
-            breaks = np.flatnonzero(start[1:] - end[:-1] > gap) + 1
-            bounds = np.concatenate(([0], breaks, [start.size]))
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
-                first, last = float(start[lo]), float(end[hi - 1])
+            for lo, hi in self._groups(start, end):
                 group = length[lo:hi]
-                burst = self._bursts.get(channel)
-                if burst is not None and first - burst.end <= gap:
-                    burst.end = max(burst.end, last)
-                    burst.runs += int(group.size)
-                    burst.longest = max(burst.longest, int(group.max()))
-                    burst.clipped += int(group.sum())
-                    continue
-                if burst is not None:
-                    events.extend(self._events(burst))
-                self._bursts[channel] = _Burst(first, last, int(group.size), int(group.max()), int(group.sum()), channel, rate)
+                self._fold(events, channel, float(start[lo]), float(end[hi - 1]), rate,
+                           runs=int(group.size), longest=int(group.max()), clipped=int(group.sum()))
 
     def finish(self, end: float) -> list[Event]:
         events: list[Event] = []
