@@ -62,6 +62,9 @@ class DropoutOptions:
     floor_share: float = 0.05  # when this share of the last programme_s dips to it, gaps are not judged
 
 
+_TROUGH_WINDOW_S = 0.005  # the programme's troughs are judged in windows of this length
+
+
 @dataclasses.dataclass(slots=True)
 class _Gap:
     start: float
@@ -84,11 +87,10 @@ class DropoutDetector(Detector):
         self._gap_start: float | None = None  # a zero run still going at the end of the last chunk
         self._gap_before_db = -200.0
         self._pending: list[_Gap] = []  # gaps still waiting for the programme after them
-        # (end time, sum of squares, samples) of each recent chunk, for the playing level
-        self._level: collections.deque[tuple[float, float, int]] = collections.deque()
-        # (end time, which of its 5 ms windows are at the floor) of each chunk of the last
-        # programme_s + max_gap_s: the programme's troughs, and how long each run of them is
-        self._floor_runs: collections.deque[tuple[float, np.ndarray]] = collections.deque()
+        # Each chunk of the last programme_s + max_gap_s: (end time, sum of squares, samples,
+        # which of its trough windows are at the floor). The last programme_s give the playing
+        # level and the troughs; the span before it, how long a run at the floor lasted.
+        self._recent: collections.deque[tuple[float, float, int, np.ndarray]] = collections.deque()
         self._floor = 10 ** (self.options.floor_db / 20)
         self._found: collections.deque[_Gap] = collections.deque()  # dropouts of the last programme_s
         self._gap_playing_db = -200.0
@@ -99,8 +101,7 @@ class DropoutDetector(Detector):
         if chunk.sample_rate != self._rate:
             self._rate = chunk.sample_rate
             self._history = self._history[:0]
-            self._level.clear()
-            self._floor_runs.clear()
+            self._recent.clear()
         rate = self._rate
         mono = np.abs(chunk.samples).max(axis=1)
         quiet = mono <= self._zero
@@ -141,38 +142,43 @@ class DropoutDetector(Detector):
         events = self._listen_after(chunk.time, mono)
         self._history = np.concatenate([self._history, mono])[-int(self.options.context_s * rate) :]
         end_time = chunk.time + mono.shape[0] / rate
-        window = max(1, int(0.005 * rate))
+        window = max(1, int(_TROUGH_WINDOW_S * rate))
         count = mono.shape[0] // window
         window_ms = np.square(mono[: count * window]).reshape(count, window).mean(axis=1)
-        self._level.append((end_time, float(np.dot(mono, mono)), mono.shape[0]))
-        self._floor_runs.append((end_time, window_ms < self._floor * self._floor))
-        while self._floor_runs and self._floor_runs[0][0] < end_time - self.options.programme_s - self.options.max_gap_s:
-            self._floor_runs.popleft()
-        while self._level and self._level[0][0] < end_time - self.options.programme_s:
-            self._level.popleft()
+        self._recent.append((end_time, float(np.dot(mono, mono)), mono.shape[0], window_ms < self._floor * self._floor))
+        while self._recent and self._recent[0][0] < end_time - self.options.programme_s - self.options.max_gap_s:
+            self._recent.popleft()
         while self._found and self._found[0].end < end_time - self.options.programme_s:
             self._found.popleft()
         return events
 
     def _playing_db(self, recent: np.ndarray) -> float:
         """RMS (dBFS) of the loudest channel over the last `programme_s` before a gap."""
-        squares = float(np.dot(recent, recent)) + sum(sq for _, sq, _ in self._level)
-        count = recent.shape[0] + sum(n for _, _, n in self._level)
+        playing = self._playing_chunks()
+        squares = float(np.dot(recent, recent)) + sum(sq for _, sq, _, _ in playing)
+        count = recent.shape[0] + sum(n for _, _, n, _ in playing)
         return float(dbfs(np.sqrt(squares / count))) if count else -200.0
+
+    def _playing_chunks(self) -> list[tuple[float, float, int, np.ndarray]]:
+        """The chunks of the last `programme_s` (the older ones are kept for run lengths)."""
+        if not self._recent:
+            return []
+        since = self._recent[-1][0] - self.options.programme_s
+        return [chunk for chunk in self._recent if chunk[0] >= since]
 
     def _trough_share(self) -> float:
         """Share of the last `programme_s`'s 5 ms windows at the digital floor, in runs up to
         `max_gap_s` (longer is a silence), the dropouts found there left out. Only gaps pay for it."""
-        if not self._floor_runs:
+        if not self._recent:
             return 0.0
-        flags = np.concatenate([flags for _, flags in self._floor_runs])
+        flags = np.concatenate([flags for _, _, _, flags in self._recent])
         edges = np.diff(np.concatenate(([0], flags.view(np.int8), [0])))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         for start, end in zip(starts, ends):
-            if end - start > self.options.max_gap_s / 0.005:
+            if end - start > self.options.max_gap_s / _TROUGH_WINDOW_S:
                 flags[start:end] = False  # a silence, not a trough
-        recent = flags[-int(self.options.programme_s / 0.005):]
-        cut = sum(int((gap.end - gap.start) / 0.005) for gap in self._found)
+        recent = flags[-int(self.options.programme_s / _TROUGH_WINDOW_S):]
+        cut = sum(int((gap.end - gap.start) / _TROUGH_WINDOW_S) for gap in self._found)
         return max(int(np.count_nonzero(recent)) - cut, 0) / recent.size
 
     def _context_db(self, recent: np.ndarray, seconds: float, skip_s: float = 0.0) -> float:
