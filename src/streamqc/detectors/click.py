@@ -255,17 +255,17 @@ class ClickDetector(Detector):
         channels, windows = np.nonzero(above.any(axis=2))
         for channel, offset in zip(channels.tolist(), windows.tolist()):
             window = first + offset
-            steps = self._steps[channel, window - guard : window + guard + 1]
-            if float(np.max(np.square(self._steps[channel, window]))) < float(np.max(np.square(steps))):
+            step = float(np.max(np.square(self._steps[channel, window])))
+            if step < float(np.max(np.square(self._steps[channel, window - guard : window + guard + 1]))):
                 continue  # the smear of a bigger step next to it
-            self._ticks.append((self._origin + (self._base + window) * self._step,
-                                float(np.max(np.square(self._steps[channel, window])))))
-            transient = self._judge(channel, window)
+            self._ticks.append((self._origin + (self._base + window) * self._step, step))
+            transient = self._judge(channel, window, step)
             if transient is not None:
                 self._transients.append(transient)
 
-    def _judge(self, channel: int, window: int) -> _Transient | None:
-        """The prediction error around a candidate, from a predictor of both sides."""
+    def _judge(self, channel: int, window: int, step: float) -> _Transient | None:
+        """The prediction error around a candidate (its largest squared step `step`), from a
+        predictor of both sides."""
         guard, context, reach, size = self._guard, self._context, self._reach, self._size
         order = self.options.order
         x = self._samples[channel]
@@ -279,7 +279,6 @@ class ClickDetector(Detector):
         level_after = float(np.mean(np.square(after)))
         # a click's first step is about as large as its prediction error: one too small
         # to be heard over the programme is not worth a predictor
-        step = float(np.max(np.square(self._steps[channel, window])))
         if step < min(self._audible, self._smeared) * self._slack * max(level_before, level_after):
             return None
         # the error from reach before to reach after, with order samples of run-in
