@@ -25,8 +25,8 @@ is not broken for it, so without a target (`preset: none`, the default) the dete
 only measures, and a file gets one `info` note with its integrated loudness, range and
 true peak: a fact for the report, never a failed check or a page.
 
-With a target, the detector judges programme loudness two ways. A file (any input that ends) gets one
-event when its integrated loudness is outside `target ± tolerance`. A live stream gets
+With a target, the detector judges programme loudness two ways. A file (any input that
+ends) gets one event when its integrated loudness is outside `target ± tolerance`. A live stream gets
 an event when the gated loudness of its last `window_s` stays outside the target for at
 least `min_duration_s` (judged once a second once a whole window has been heard); if
 such a run is still open when the input ends and the whole-input value is out of target
@@ -796,17 +796,23 @@ class LoudnessDetector(Detector):
         details = {"measure": "window", "window_s": self.options.window_s, "window_lufs": round(run.worst_lufs, 2)}
         return [self._programme_event(run.start, end, run.worst_lufs, details, confidence=0.9)]
 
-    def _programme_event(self, start: float, end: float, level: float, details: dict, confidence: float) -> Event:
+    def _figures(self) -> dict:
+        """The programme's figures so far, as events report them (None where not measured yet)."""
         meter = self.meter
         assert meter is not None
         integrated, lra, short_max = meter.integrated_lufs, meter.loudness_range_lu, meter.short_term_max_lufs
+        return {
+            "integrated_lufs": None if integrated is None else round(integrated, 2),
+            "lra_lu": None if lra is None else round(lra, 2),
+            "short_term_max_lufs": None if short_max is None else round(short_max, 2),
+            "true_peak_dbtp": None if meter.true_peak_dbtp == -math.inf else round(meter.true_peak_dbtp, 2),
+        }
+
+    def _programme_event(self, start: float, end: float, level: float, details: dict, confidence: float) -> Event:
         details.update(
             {
                 "deviation_lu": round(level - self.target.target_lufs, 2),
-                "integrated_lufs": None if integrated is None else round(integrated, 2),
-                "lra_lu": None if lra is None else round(lra, 2),
-                "short_term_max_lufs": None if short_max is None else round(short_max, 2),
-                "true_peak_dbtp": None if meter.true_peak_dbtp == -math.inf else round(meter.true_peak_dbtp, 2),
+                **self._figures(),
                 "target_lufs": self.target.target_lufs,
                 "tolerance_lu": self.target.tolerance_lu,
                 "preset": self._preset_name,
@@ -863,16 +869,7 @@ class LoudnessDetector(Detector):
         """No target was chosen: the programme's figures as one info note (never a defect)."""
         meter = self.meter
         assert meter is not None and self._start is not None
-        integrated, lra, short_max = meter.integrated_lufs, meter.loudness_range_lu, meter.short_term_max_lufs
-        if integrated is None or meter.duration_s < self.options.min_programme_s:
+        if meter.integrated_lufs is None or meter.duration_s < self.options.min_programme_s:
             return []
-        details = {
-            "measure": "integrated",
-            "integrated_lufs": round(integrated, 2),
-            "lra_lu": None if lra is None else round(lra, 2),
-            "short_term_max_lufs": None if short_max is None else round(short_max, 2),
-            "true_peak_dbtp": None if meter.true_peak_dbtp == -math.inf else round(meter.true_peak_dbtp, 2),
-            "target_lufs": None,
-            "preset": NO_TARGET,
-        }
+        details = {"measure": "integrated", **self._figures(), "target_lufs": None, "preset": NO_TARGET}
         return [Event("audio.loudness", self._start, end, severity=Severity.INFO, confidence=1.0, details=details)]
