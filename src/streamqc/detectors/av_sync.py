@@ -34,9 +34,9 @@ meet the sound's onsets, and counts only where most of them do: water, traffic o
 kinetic text over speech or noise make a high peak from one chance pair whose
 weight is a third of the whole, the other onsets meeting nothing. Well-matched onsets
 win over the mouth; otherwise the mouth, being on the screen, wins over the weaker
-onsets of head motion and the encoder's keyframes. Consecutive windows beyond the ITU-R BT.1359 detectability limits (audio
-leading by more than `lead_ms`, lagging by more than `lag_ms`) make one event; an
-abstention neither ends nor starts one.
+onsets of head motion and the encoder's keyframes. Consecutive windows beyond the
+ITU-R BT.1359 detectability limits (audio leading by more than `lead_ms`, lagging by
+more than `lag_ms`) make one event; an abstention neither ends nor starts one.
 
 The face detector (OpenCV's bundled Haar cascade) is costly next to everything else
 here, so it runs at most once every `face_interval_s` on a ~100 px wide picture (again
