@@ -44,21 +44,24 @@ class CleanReport:
     def hours(self) -> float:
         return sum(c.duration for c in self.clips) / 3600.0
 
+    @property
+    def false_alarms(self) -> int:
+        return sum(len(c.events) for c in self.clips)
+
     def by_kind(self) -> Counter:
         return Counter(e.kind for c in self.clips for e in c.events)
 
     def per_hour(self, kind: str | None = None) -> float | None:
         if self.hours <= 0:
             return None
-        count = sum(self.by_kind().values()) if kind is None else self.by_kind()[kind]
-        return count / self.hours
+        return (self.false_alarms if kind is None else self.by_kind()[kind]) / self.hours
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "folders": self.folders,
             "clips": len(self.clips),
             "hours": round(self.hours, 4),
-            "false_alarms": sum(self.by_kind().values()),
+            "false_alarms": self.false_alarms,
             "false_alarms_per_hour": None if self.per_hour() is None else round(self.per_hour(), 2),
             "by_kind": {k: {"count": n, "per_hour": round(n / self.hours, 2)} for k, n in sorted(self.by_kind().items())},
             "silent_tracks": [c.path for c in self.clips if c.silent_track],

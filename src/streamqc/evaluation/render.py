@@ -143,7 +143,7 @@ def render_clean(report: CleanReport) -> Table:
     """False alarms per hour of clean content, by kind, then each one (clip, kind, times)."""
     minutes = report.hours * 60.0
     title = (f"clean content ({', '.join(report.folders)}): {len(report.clips)} clips, {minutes:.1f} min; "
-             f"false alarms {sum(report.by_kind().values())}, {_per_hour(report.per_hour())} per hour")
+             f"false alarms {report.false_alarms}, {_per_hour(report.per_hour())} per hour")
     silent = [c.path for c in report.clips if c.silent_track]
     caption = "every event of severity minor or worse is a false alarm"
     if silent:
@@ -167,7 +167,7 @@ def render_clean(report: CleanReport) -> Table:
 def render_clean_markdown(report: CleanReport) -> str:
     counts = report.by_kind()
     lines = [f"Clean content: {len(report.clips)} clips, {report.hours * 60:.1f} min, "
-             f"{sum(counts.values())} false alarms ({_per_hour(report.per_hour())} per hour).", "",
+             f"{report.false_alarms} false alarms ({_per_hour(report.per_hour())} per hour).", "",
              "| kind | false alarms | per hour |", "|---|---|---|"]
     lines += [f"| `{kind}` | {n} | {_per_hour(report.per_hour(kind))} |" for kind, n in sorted(counts.items())]
     return "\n".join(lines) + "\n"
