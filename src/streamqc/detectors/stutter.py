@@ -370,15 +370,14 @@ class StutterDetector(Detector):
         few = self.options.cadence_holds - 1
         exact = intervals[-(few - 1):]
         cycle = self._cycle(intervals) if len(latest) == need else None
-        if cycle is not None:
-            pass
-        elif (self._cadence is None and self._schedule is None and len(latest) >= few
-              and exact.min() == exact.max() and 2 <= exact[0] <= self.options.max_cadence_slots):
-            latest, intervals, cycle = latest[-few:], exact, (int(exact[0]), int(exact[0]))
-        elif len(latest) == need:
-            return self._find_schedule(2 * need)
-        else:
-            return []
+        if cycle is None:
+            if (self._cadence is None and self._schedule is None and len(latest) >= few
+                    and exact.min() == exact.max() and 2 <= exact[0] <= self.options.max_cadence_slots):
+                latest, intervals, cycle = latest[-few:], exact, (int(exact[0]), int(exact[0]))
+            elif len(latest) == need:
+                return self._find_schedule(2 * need)
+            else:
+                return []
         shortest, longest = cycle
         first = self._cadence is None
         self._cadence = cycle
