@@ -173,20 +173,6 @@ def clipped_real(shared_media, clip: str, gain_db: float, start_s: float, second
     return samples
 
 
-def aac(path, samples: np.ndarray, bit_rate: int):
-    with av.open(str(path), "w") as out:  # write_audio leaves the bit rate to FFmpeg
-        stream = out.add_stream("aac", rate=48000, layout="stereo")
-        stream.codec_context.bit_rate = bit_rate
-        for i in range(0, samples.shape[0], 1024):
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[i : i + 1024].T), format="fltp", layout="stereo")
-            frame.sample_rate, frame.pts = 48000, i
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
-
-
 @pytest.mark.parametrize("bit_rate", [128000, 192000])
 def test_clipped_speech_through_aac_is_found(shared_media, tmp_path, bit_rate):
     """Real speech (JFK's address, as whisper ships it) clipped by 9 dB for 2 s (3.7 % of
@@ -194,7 +180,7 @@ def test_clipped_speech_through_aac_is_found(shared_media, tmp_path, bit_rate):
     back below full scale with the codec's ripple, no run at full scale to speak of, yet
     the passage is a major clipping event in each channel, over the clipped seconds."""
     samples = clipped_real(shared_media, "whisper/jfk.flac", 9.0, 5.25, 2.0)
-    events = severe(clipping_events(aac(tmp_path / "speech.m4a", samples, bit_rate)))
+    events = severe(clipping_events(write_audio(tmp_path / "speech.m4a", samples, codec="aac", bit_rate=bit_rate)))
     assert sorted(e.details["channel"] for e in events) == [0, 1]
     for event in events:
         assert event.severity.value == "major" and event.details["flat_crests"] > 0
@@ -215,7 +201,7 @@ def test_limited_hot_speech_through_aac_is_not_clipping(shared_media, tmp_path):
     gain = np.convolve(gain, np.ones(width) / width, mode="same")  # a smooth gain: the crest keeps its shape
     hot = np.clip(hot * gain[:, None], -1.0, 1.0).astype(np.float32)
     for bit_rate in (128000, 192000):
-        assert severe(clipping_events(aac(tmp_path / "hot.m4a", hot, bit_rate))) == []
+        assert severe(clipping_events(write_audio(tmp_path / "hot.m4a", hot, codec="aac", bit_rate=bit_rate))) == []
 
 
 def test_flat_crests_count_the_same_whatever_the_chunking():

@@ -60,12 +60,16 @@ def measure(samples: np.ndarray, rate: int = 48000, layout: str | None = None, c
     return meter
 
 
-def write_audio(path: pathlib.Path, samples: np.ndarray, rate: int = 48000, codec: str = "pcm_f32le") -> pathlib.Path:
-    """Encode (n, channels) float samples with PyAV: WAV for PCM codecs, else by suffix."""
+def write_audio(path: pathlib.Path, samples: np.ndarray, rate: int = 48000, codec: str = "pcm_f32le",
+                bit_rate: int | None = None) -> pathlib.Path:
+    """Encode (n, channels) float samples with PyAV: WAV for PCM codecs, else by suffix;
+    a lossy codec at `bit_rate` (b/s), or at FFmpeg's default for it."""
     layout = {1: "mono", 2: "stereo", 6: "5.1(side)"}[samples.shape[1]]
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=rate, layout=layout)
         ctx = stream.codec_context
+        if bit_rate is not None:
+            ctx.bit_rate = bit_rate
         fmt = ctx.codec.audio_formats[0].name if codec != "aac" else "fltp"
         ctx.format = fmt
         step = 1024
