@@ -70,6 +70,22 @@ def sample(seconds: float) -> int:
 def garbled(packet: av.Packet, rng: np.random.Generator) -> av.Packet:
     """Random bytes of `packet`'s size and timing: a packet damaged in transit, which the
     decoder rejects."""
-    garbage = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
-    garbage.pts, garbage.dts, garbage.time_base = packet.pts, packet.dts, packet.time_base
-    return garbage
+    return _timed_like(packet, rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+
+
+def smeared(packet: av.Packet, rng: np.random.Generator) -> av.Packet:
+    """`packet` with all but its first tenth overwritten by random bytes: the decoder keeps
+    the slice's start and conceals the rest (a smear of wrong blocks), as after bit errors."""
+    data = bytearray(bytes(packet))
+    keep = max(16, len(data) // 10)
+    data[keep:] = rng.integers(0, 256, len(data) - keep, dtype=np.uint8).tobytes()
+    damaged = _timed_like(packet, bytes(data))
+    damaged.is_keyframe = packet.is_keyframe
+    return damaged
+
+
+def _timed_like(packet: av.Packet, data: bytes) -> av.Packet:
+    """A packet of `data` with `packet`'s timestamps."""
+    copy = av.Packet(data)
+    copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
+    return copy

@@ -22,7 +22,7 @@ from streamqc.synth.defects import AvOffset
 from streamqc.synth.encode import AudioCodec, VideoCodec, encode_scenario
 from streamqc.synth.recipes import face_case
 from streamqc.synth.scenario import Scenario
-from tests.media import AUDIO_SPEC, VIDEO_SPEC
+from tests.media import AUDIO_SPEC, VIDEO_SPEC, smeared
 
 SECONDS = 10.0
 # Irregular instants: a periodic pattern would let a lag of one period pass for sync.
@@ -123,18 +123,6 @@ def test_content_without_cues_abstains(tmp_path: pathlib.Path) -> None:
     events, windows = av_sync(path)
     assert events == []
     assert windows and all(w.offset_ms is None and w.cue == "none" for w in windows)
-
-
-def smeared(packet: av.Packet, rng: np.random.Generator) -> av.Packet:
-    """`packet` with all but its first tenth overwritten by random bytes: the decoder keeps
-    the slice's start and conceals the rest (a smear of wrong blocks), as after bit errors."""
-    data = bytearray(bytes(packet))
-    keep = max(16, len(data) // 10)
-    data[keep:] = rng.integers(0, 256, len(data) - keep, dtype=np.uint8).tobytes()
-    damaged = av.Packet(bytes(data))
-    damaged.pts, damaged.dts, damaged.time_base = packet.pts, packet.dts, packet.time_base
-    damaged.is_keyframe = packet.is_keyframe
-    return damaged
 
 
 def test_damaged_pictures_are_not_evidence(tmp_path: pathlib.Path) -> None:
