@@ -186,10 +186,11 @@ def test_dead_audio_in_a_live_looking_file_is_silence(shared_media):
     assert len(silences) == 1 and abs(silences[0].start - 4.64) < 0.1
 
 
-def _debts(clips: list, debts: dict[str, str]) -> list:
-    """Clips as test parameters, those still failing marked as strict expected failures."""
-    return [pytest.param(c, id=clip_id(c), marks=pytest.mark.xfail(strict=True, reason=debts[clip_id(c)]))
-            if clip_id(c) in debts else pytest.param(c, id=clip_id(c)) for c in clips]
+def _debts(clips: list, debts: dict[str, str], name=clip_id) -> list:
+    """Clips as test parameters (ids by `name`), those still failing, by `debts`, marked
+    as strict expected failures: each is a debt of an open issue."""
+    return [pytest.param(c, id=name(c), marks=pytest.mark.xfail(strict=True, reason=debts[name(c)]))
+            if name(c) in debts else pytest.param(c, id=name(c)) for c in clips]
 
 
 @pytest.mark.parametrize("clip", _debts([p for p in all_clips() if clip_id(p) not in CLICKING_CLIPS], FALSE_CLICKS))
@@ -285,14 +286,8 @@ def allowed_on_clean(row: dict) -> set[str]:
 STILL_FALSE_ALARMS: dict[str, str] = {}
 
 
-def _clean_clips() -> list:
-    rows = manifest_rows()
-    return [pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=STILL_FALSE_ALARMS[path]))
-            if path in STILL_FALSE_ALARMS else path
-            for path in sorted(p for p in rows if p.startswith("real-clean/"))]
-
-
-@pytest.mark.parametrize("clip", _clean_clips())
+@pytest.mark.parametrize("clip", _debts(sorted(p for p in manifest_rows() if p.startswith("real-clean/")),
+                                         STILL_FALSE_ALARMS, name=str))
 def test_clean_real_content_raises_nothing(clip, shared_media):
     """No event of severity minor or above (what `check` fails on and a monitor pages for)
     on defect-free content, beyond what the manifest measured is really there."""
@@ -325,9 +320,7 @@ DEFECTS_STILL_MISSED: dict[str, str] = {
 }
 
 
-@pytest.mark.parametrize("clip", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=DEFECTS_STILL_MISSED[c])) if c in DEFECTS_STILL_MISSED else c
-    for c in DOCUMENTED_DEFECTS])
+@pytest.mark.parametrize("clip", _debts(list(DOCUMENTED_DEFECTS), DEFECTS_STILL_MISSED, name=str))
 def test_documented_real_defect_is_found_alone(clip, shared_media):
     result = checked(shared_media / clip)
     assert {e.kind for e in result.events if e.is_defect} == {DOCUMENTED_DEFECTS[clip]}
